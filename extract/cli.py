@@ -1,0 +1,108 @@
+"""The ``extract`` command line (DESIGN.md section 6).
+
+Heavy imports happen inside each command, so ``extract --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible VideoQA feature extraction (MASN layout).")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    dataset: str = typer.Option(..., help="tgif | msvd | msrvtt | nextqa | folder | demo"),
+    config: Optional[Path] = typer.Option(None, help="YAML config (default: pipelines/<dataset>.yaml)"),
+    data_root: Optional[Path] = typer.Option(None, help="annotations root"),
+    videos: Optional[Path] = typer.Option(None, help="directory of the video files"),
+    out: Optional[Path] = typer.Option(None, help="output directory"),
+    stages: Optional[str] = typer.Option(None, help="comma-separated: appearance,objects,motion,trajectories"),
+    executor: Optional[str] = typer.Option(None, help="local | ray"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)"),
+    preset: Optional[str] = typer.Option(None, help="paper | tiny"),
+    weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
+    limit: Optional[int] = typer.Option(None, help="only the first N videos"),
+    max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Extract features into OUT (resumable: done videos are skipped)."""
+    _setup_logging(verbose)
+    from pydantic import ValidationError
+
+    from extract.config import load_config
+    from extract.datasets.base import AnnotationError
+    from extract.models.weights import WeightsUnavailable
+    from extract.pipeline import run_pipeline
+    from extract.store import OutputLocked
+
+    overrides = {
+        "data_root": data_root, "videos": videos, "out": out, "stages": stages, "executor": executor,
+        "address": address, "limit": limit, "max_failures": max_failures,
+        "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size},
+    }
+    try:
+        cfg = load_config(dataset, config_path=config, overrides=overrides)
+        summary = run_pipeline(cfg)
+    except ValidationError as e:
+        _fail(f"invalid configuration:\n{e}")
+    except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.failures and len(summary.failures) > cfg.max_failures:
+        _fail(f"{len(summary.failures)} videos failed (more than --max-failures {cfg.max_failures}); see {cfg.out}/manifest.jsonl", code=1)
+
+
+@app.command()
+def inspect(out: Path = typer.Argument(..., help="output directory")) -> None:
+    """What is in an output directory, per feature, with counts and shapes."""
+    from extract.outputs import inspect_output
+
+    for line in inspect_output(out):
+        typer.echo(line)
+
+
+@app.command()
+def verify(
+    out: Path = typer.Argument(..., help="output directory"),
+    checksums: bool = typer.Option(True, help="recompute shard sha256 against the manifest"),
+) -> None:
+    """Check an output directory: records, shards, shapes, finiteness, index links."""
+    from extract.outputs import verify_output
+
+    problems = verify_output(out, checksums=checksums)
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {out}", code=1)
+    typer.echo(f"{out}: OK")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Records shared by every dataset adapter: one ``VideoRecord`` per video, one ``Question`` per QA pair."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+SPLITS = ("train", "val", "test")
+
+
+class AnnotationError(ValueError):
+    """An annotation file or row is unusable (bad columns, a path escaping the data root...)."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video to extract.
+
+    key: the feature key under which every output array is stored (DESIGN.md section 2).
+    path: absolute path of the video file (it may not exist: that video then fails alone).
+    meta: free-form metadata from the annotations (e.g. NExT-QA width/height).
+    """
+
+    key: str
+    path: Path
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question about one video.
+
+    key: the video key (a video can serve many questions).
+    qid: identifier unique within (dataset, split).
+    task: TGIF task (``count``, ``action``, ``transition``, ``frameqa``), NExT-QA type
+        (``CW``, ``TN``...), or the question word for MSVD/MSRVTT (``what``...).
+    candidates: answer options for multiple-choice tasks, empty otherwise; ``answer`` is then
+        the index of the right option as a string.
+    meta: extra annotation fields (e.g. the TGIF FrameQA ``frameqa_type``), not compared.
+    """
+
+    key: str
+    qid: str
+    question: str
+    answer: str
+    task: str
+    split: str
+    candidates: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+def resolve_inside(root: Path, relative: str, *, source: str) -> Path:
+    """Join ``relative`` onto ``root`` and refuse anything that escapes ``root``.
+
+    Raises AnnotationError naming ``source`` (the annotation file) for absolute paths and
+    for ``..`` components that leave the data root. The check is lexical: a symlink inside
+    the data root that points elsewhere (a common cluster layout) is accepted.
+    """
+    if not relative or PurePosixPath(relative).is_absolute():
+        raise AnnotationError(f"{source}: video path {relative!r} must be relative to the data root {root}")
+    depth = 0
+    kept: list[str] = []
+    for part in PurePosixPath(relative).parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise AnnotationError(f"{source}: video path {relative!r} escapes the data root {root}")
+            kept.pop()
+        elif part != ".":
+            depth += 1
+            kept.append(part)
+    if not kept:
+        raise AnnotationError(f"{source}: video path {relative!r} names the data root itself, not a file")
+    return root.joinpath(*kept)
+
+
+def check_key(key: str, *, source: str) -> str:
+    """Return ``key`` if it can name an HDF5 dataset (non-empty, no ``/``, not ``.``/``..``)."""
+    if not key or "/" in key or key in (".", "..") or key != key.strip():
+        raise AnnotationError(f"{source}: video key {key!r} is not usable as a feature key "
+                              "(empty, surrounding spaces, '/', '.' or '..')")
+    return key
+
+
+def read_table(path: Path, *, delimiter: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """Read a delimited annotation file with a header row.
+
+    Returns ``(line, row)`` pairs, ``line`` being the 1-based line number for messages.
+    Raises AnnotationError naming the file (and line) for missing columns and ragged rows.
+    A UTF-8 byte-order mark and CRLF line ends (as in the TGIF-QA release) are accepted.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        header = reader.fieldnames or []
+        missing = [name for name in required if name not in header]
+        if missing:
+            raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)}; "
+                                  f"found {', '.join(header) or 'no header'}")
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():
+                found = sum(value is not None for name, value in row.items() if name is not None)
+                found += len(row.get(None, []))
+                raise AnnotationError(f"{path}: line {reader.line_num} has {found} fields, "
+                                      f"expected {len(header)} (one per header column)")
+            rows.append((reader.line_num, row))
+    return rows

@@ -1,0 +1,1 @@
+"""Executors orchestrate ``extract.worker`` over many videos; they compute nothing themselves."""

@@ -1,0 +1,55 @@
+"""In-process executor, the embedded default: one thread decodes ahead while the models run.
+
+Videos are decoded in order by a background thread (decord releases the GIL), grouped
+``shard_videos`` at a time, extracted with their steps sharing model batches, and each group
+is committed as one shard. A crash loses at most the group in flight.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from extract.config import RunConfig
+from extract.datasets.base import VideoRecord
+from extract.features import FeatureExtractor
+from extract.store import ShardSink, VideoResult
+from extract.worker import decode_record, extract_group
+
+
+def execute_local(
+    config: RunConfig,
+    todo: Sequence[VideoRecord],
+    extractor: FeatureExtractor,
+    sink: ShardSink,
+    on_result: Callable[[VideoResult], None],
+) -> None:
+    """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video."""
+    sink.on_write_start()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        pending = deque()
+        queue = iter(todo)
+        for record in queue:
+            pending.append((record, pool.submit(decode_record, record, config.sampling)))
+            if len(pending) >= config.prefetch:
+                break
+        group: list[tuple[VideoRecord, object]] = []
+        while pending:
+            record, future = pending.popleft()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(decode_record, nxt, config.sampling)))
+            group.append((record, future.result()))
+            if len(group) >= config.shard_videos or not pending:
+                _commit(extractor, sink, group, on_result)
+                group = []
+
+
+def _commit(extractor, sink: ShardSink, group, on_result) -> None:
+    failed = [decoded for _, decoded in group if isinstance(decoded, VideoResult)]
+    ok = [(record, decoded) for record, decoded in group if not isinstance(decoded, VideoResult)]
+    results = failed + (extract_group(extractor, *zip(*ok)) if ok else [])
+    sink.on_write_complete(sink.write(results))
+    for result in results:
+        on_result(result)

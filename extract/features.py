@@ -1,0 +1,251 @@
+"""Per-step MASN features for a batch of decoded videos (DESIGN.md section 1).
+
+For each appearance step of each video:
+  ResNet      -> global 2048-d (avgpool) and the C5 map
+  Faster R-CNN -> top-N boxes; RoIAlign on C5 -> N x 2048 appearance objects + 6-d locations
+  I3D (8-frame window) -> res5 map, time-averaged: pooled -> 2048-d motion,
+                          RoIAlign on the same boxes -> N x 2048 motion objects
+
+Steps of all videos in a call share model batches; results come back per video, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from extract.config import ModelConfig
+from extract.geometry import pad_rows, roi_mean_features, scale_boxes, spatial_features
+from extract.models.appearance import APPEARANCE_WEIGHTS, AppearanceNet, build_appearance
+from extract.models.detector import DETECTOR_WEIGHTS, Detections, Detector, build_detector
+from extract.models.motion import MOTION_WEIGHTS, MotionNet, build_motion
+from extract.models.weights import WeightsSpec, resolve_weights
+from extract.video import DecodedVideo
+
+VideoFeatures = dict[str, np.ndarray]
+
+
+def required_weights(config: ModelConfig, stages: Sequence[str]) -> dict[str, WeightsSpec]:
+    """The checkpoints the given stages need, keyed by model role."""
+    arch = config.architecture
+    needed = {}
+    if {"appearance", "objects", "trajectories"} & set(stages):
+        needed["appearance"] = APPEARANCE_WEIGHTS[arch.appearance_arch]
+    if {"objects", "trajectories"} & set(stages):
+        needed["detector"] = DETECTOR_WEIGHTS[arch.detector_arch]
+    if "motion" in stages:
+        needed["motion"] = MOTION_WEIGHTS[arch.motion_arch]
+    return needed
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class _Step:
+    """One appearance step: which video, which step, and its frame."""
+
+    video: int
+    step: int
+    frame: np.ndarray  # [H, W, 3] uint8
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _to_float(frame: np.ndarray, device: torch.device) -> Tensor:
+    """[H, W, 3] uint8 (or [L, H, W, 3]) -> [3, H, W] (or [3, L, H, W]) float in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(frame)).to(device)
+    return t.movedim(-1, 0).float().div_(255.0)
+
+
+def _square(images: Tensor, size: int) -> Tensor:
+    """Resize [B, 3, H, W] (any H, W) to [B, 3, size, size], antialiased."""
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+class FeatureExtractor(nn.Module):
+    """Holds every model of a run; ``forward`` maps decoded videos to their feature arrays.
+
+    Args:
+        appearance, detector, motion: the models of the enabled stages (None when off).
+        config: sizes, batch size and RoI settings.
+        stages: enabled stages, a subset of ``extract.config.STAGES``.
+    """
+
+    def __init__(
+        self,
+        *,
+        appearance: AppearanceNet | None,
+        detector: Detector | None,
+        motion: MotionNet | None,
+        config: ModelConfig,
+        stages: Sequence[str],
+    ) -> None:
+        super().__init__()
+        self.appearance, self.detector, self.motion = appearance, detector, motion
+        self.config = config
+        self.stages = tuple(stages)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.inference_mode()
+    def forward(self, videos: Sequence[DecodedVideo]) -> list[VideoFeatures]:
+        steps = [
+            _Step(v, s, frame)
+            for v, video in enumerate(videos)
+            for s, frame in enumerate(video.grid_frames(video.steps))
+        ]
+        per_video: list[VideoFeatures] = [{} for _ in videos]
+        detections = self._detect(steps) if "objects" in self.stages else None
+        if {"appearance", "objects"} & set(self.stages):
+            self._appearance(videos, steps, detections, per_video)
+        if "motion" in self.stages:
+            self._motion(videos, detections, per_video)
+        return per_video
+
+    def _detect(self, steps: list[_Step]) -> list[Detections]:
+        out: list[Detections] = []
+        for chunk in _chunks(steps, self.config.batch_size):
+            out.extend(self.detector([_to_float(s.frame, self.device) for s in chunk]))
+        return out
+
+    def _appearance(self, videos, steps, detections, per_video) -> None:
+        size = self.config.architecture.appearance_size
+        n = self.config.num_objects
+        globals_, objects = [], []
+        for start in range(0, len(steps), self.config.batch_size):
+            chunk = steps[start : start + self.config.batch_size]
+            images = torch.stack([_square(_to_float(s.frame, self.device)[None], size)[0] for s in chunk])
+            pooled, c5 = self.appearance(images)  # [B, 2048], [B, 2048, h, w]
+            globals_.append(pooled)
+            if detections is not None:
+                boxes = [
+                    scale_boxes(d.boxes, (videos[s.video].width, videos[s.video].height), (size, size))
+                    for s, d in zip(chunk, detections[start : start + len(chunk)])
+                ]
+                feats = roi_mean_features(
+                    c5,
+                    boxes,
+                    image_size=(size, size),
+                    output_size=self.config.roi_output_size,
+                    sampling_ratio=self.config.roi_sampling_ratio,
+                )  # [sum K, 2048]
+                objects.extend(torch.split(feats, [len(b) for b in boxes]))
+        pooled_all = torch.cat(globals_)
+        for i, s in enumerate(steps):
+            per_video[s.video].setdefault("_appearance", []).append(pooled_all[i])
+            if detections is not None:
+                d, video = detections[i], videos[s.video]
+                record = per_video[s.video]
+                record.setdefault("_objects", []).append(pad_rows(objects[i], n))
+                record.setdefault("_boxes", []).append(pad_rows(d.boxes, n))
+                record.setdefault("_spatial", []).append(pad_rows(spatial_features(d.boxes, video.width, video.height), n))
+                record.setdefault("_scores", []).append(pad_rows(d.scores, n))
+                record.setdefault("_labels", []).append(pad_rows(d.labels, n))
+                record.setdefault("_num_boxes", []).append(torch.tensor(len(d.boxes)))
+        for record in per_video:
+            stacked = {k[1:]: torch.stack(v).cpu().numpy() for k, v in record.items() if k.startswith("_")}
+            record.clear()
+            if "appearance" in self.stages:
+                record["appearance"] = stacked["appearance"].astype(np.float32)
+            if detections is not None:
+                record["image_features"] = stacked["objects"].astype(np.float32)
+                record["spatial_features"] = stacked["spatial"].astype(np.float32)
+                record["detections/boxes"] = stacked["boxes"].astype(np.float32)
+                record["detections/scores"] = stacked["scores"].astype(np.float32)
+                record["detections/labels"] = stacked["labels"].astype(np.int64)
+                record["detections/num_boxes"] = stacked["num_boxes"].astype(np.int64)
+
+    def _motion(self, videos, detections, per_video) -> None:
+        size = self.config.architecture.motion_size
+        clips = [(v, t, window) for v, video in enumerate(videos) for t, window in enumerate(video.windows)]
+        box_lists = None
+        if detections is not None:
+            # Each step's boxes, in the order of `clips` (both walk videos, then steps).
+            box_lists = [
+                scale_boxes(torch.from_numpy(per_video[v]["detections/boxes"][t, : per_video[v]["detections/num_boxes"][t]]).to(self.device),
+                            (videos[v].width, videos[v].height), (size, size))
+                for v, t, _ in clips
+            ]
+        pooled_all, objects = [], []
+        for start in range(0, len(clips), self.config.batch_size):
+            chunk = clips[start : start + self.config.batch_size]
+            batch = torch.stack([
+                _square(_to_float(videos[v].grid_frames(window), self.device).movedim(1, 0), size).movedim(0, 1)
+                for v, _, window in chunk
+            ])  # [B, 3, L, S, S]
+            fmap = self.motion(batch).mean(dim=2)  # [B, 2048, h, w], time-averaged
+            pooled_all.append(fmap.mean(dim=(2, 3)))
+            if box_lists is not None:
+                boxes = box_lists[start : start + len(chunk)]
+                feats = roi_mean_features(
+                    fmap,
+                    boxes,
+                    image_size=(size, size),
+                    output_size=self.config.roi_output_size,
+                    sampling_ratio=self.config.roi_sampling_ratio,
+                )
+                objects.extend(torch.split(feats, [len(b) for b in boxes]))
+        pooled = torch.cat(pooled_all).cpu().numpy().astype(np.float32)
+        offset = 0
+        for v, video in enumerate(videos):
+            t = len(video.steps)
+            per_video[v]["motion"] = pooled[offset : offset + t]
+            if box_lists is not None:
+                per_video[v]["motion_objects"] = torch.stack(
+                    [pad_rows(objects[offset + i], self.config.num_objects) for i in range(t)]
+                ).cpu().numpy().astype(np.float32)
+            offset += t
+
+
+def build_extractor(config: ModelConfig, stages: Sequence[str], weights: dict[str, object] | None = None) -> FeatureExtractor:
+    """Build the models the stages need, on ``config.device``.
+
+    Args:
+        weights: resolved checkpoint path (or None for random) per role, as returned by
+            ``resolve_all_weights``; resolved here when not given.
+    """
+    if weights is None:
+        weights = resolve_all_weights(config, stages)
+    arch = config.architecture
+    needed = required_weights(config, stages)
+    # Seeding before each model makes random weights independent of which stages are on.
+    appearance = detector = motion = None
+    if "appearance" in needed:
+        torch.manual_seed(config.seed)
+        appearance = build_appearance(arch=arch.appearance_arch, weights=weights["appearance"])
+    if "detector" in needed:
+        torch.manual_seed(config.seed + 1)
+        detector = build_detector(
+            arch=arch.detector_arch,
+            weights=weights["detector"],
+            min_size=arch.detector_min_size,
+            max_size=arch.detector_max_size,
+            score_thresh=config.detector_score_thresh,
+            candidates=config.detector_candidates,
+            top_k=config.num_objects,
+            agnostic_nms_iou=config.agnostic_nms_iou,
+        )
+    if "motion" in needed:
+        torch.manual_seed(config.seed + 2)
+        motion = build_motion(arch=arch.motion_arch, weights=weights["motion"])
+    extractor = FeatureExtractor(appearance=appearance, detector=detector, motion=motion, config=config, stages=stages)
+    return extractor.to(resolve_device(config.device)).eval()
+
+
+def resolve_all_weights(config: ModelConfig, stages: Sequence[str]) -> dict[str, object]:
+    """Checkpoint path (None for random) of every model the stages need; raises WeightsUnavailable first."""
+    return {role: resolve_weights(spec, config.weights) for role, spec in required_weights(config, stages).items()}

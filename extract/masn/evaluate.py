@@ -1,0 +1,137 @@
+"""Evaluation of a trained MASN checkpoint (Seo et al., ACL 2021, section 4): predictions for every
+question of a split, written as a predictions JSON, and the benchmark's metrics (see ``metrics``).
+
+A checkpoint is a plain dict (``state_dict``, the training config, vocabularies, selected epoch)
+that loads with ``torch.load(path, weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from extract.datasets.base import Question
+from extract.masn.data import FeatureReader, Head, MasnDataset, build_examples, make_loader
+from extract.masn.layout import index_paths
+from extract.masn.losses import decide, head_loss
+from extract.masn.metrics import summarize, write_predictions
+from extract.masn.model import MASN, ModelConfig
+from extract.masn.tasks import load_splits, select_questions, with_features
+from extract.masn.vocab import AnswerVocab, WordVocab, normalize_answer
+
+__all__ = ["CHECKPOINT_FORMAT", "resolve_device", "load_checkpoint", "predict", "evaluate", "evaluate_checkpoint"]
+
+CHECKPOINT_FORMAT = "vqa-extract/masn-checkpoint/1"
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: the first CUDA device when there is one, else the CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_checkpoint(path: Path, *, device: str = "cpu") -> tuple[MASN, dict]:
+    """The model of a checkpoint, in eval mode on ``device``, and the checkpoint dict itself."""
+    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a MASN checkpoint of this package (format {checkpoint.get('format')!r}, "
+                         f"expected {CHECKPOINT_FORMAT!r})")
+    model = MASN(ModelConfig(**checkpoint["config"]["model"]), **checkpoint["model_args"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(resolve_device(device)).eval(), checkpoint
+
+
+def _record(question: Question, decided: int, head: Head, answers: AnswerVocab | None) -> dict:
+    if head == "open":
+        prediction, answer = answers.answers[decided], normalize_answer(question.answer)
+    elif head == "count":
+        prediction, answer = decided, int(round(float(question.answer)))
+    else:
+        prediction, answer = decided, int(question.answer)
+    return {"video": question.key, "qid": question.qid, "task": question.task, "prediction": prediction, "answer": answer}
+
+
+@torch.no_grad()
+def predict(
+    model: MASN,
+    loader: torch.utils.data.DataLoader,
+    questions: Sequence[Question],
+    *,
+    answers: AnswerVocab | None,
+    device: torch.device,
+) -> tuple[list[dict], float]:
+    """One pass over ``loader`` (built on ``questions``): prediction records and the mean loss."""
+    model.eval()
+    head = model.head_kind
+    records, loss_sum = [], 0.0
+    for batch in loader:
+        batch = batch.to(device)
+        output = model(batch)
+        loss_sum += head_loss(head, output, batch.targets).item() * len(batch)
+        for i, decided in zip(batch.index.tolist(), decide(head, output).tolist()):
+            records.append(_record(questions[i], decided, head, answers))
+    return records, loss_sum / max(len(records), 1)
+
+
+def evaluate(
+    checkpoint: Path,
+    questions: Sequence[Question],
+    *,
+    feat_dir: Path,
+    out: Path,
+    batch_size: int = 64,
+    device: str = "auto",
+    num_workers: int = 0,
+) -> dict[str, float | None]:
+    """Predict every question of the checkpoint's dataset/task in ``questions``, write the predictions
+    JSON to ``out`` and return the metrics (``metrics.summarize``).
+
+    Questions of other TGIF tasks are ignored; questions whose video has no features are left out
+    with a warning (their count is returned under ``missing_videos`` when non-zero).
+    """
+    torch_device = resolve_device(device)
+    model, ckpt = load_checkpoint(checkpoint, device=str(torch_device))
+    config = ckpt["config"]
+    dataset, task = config["dataset"], config["task"]
+    words = WordVocab(tuple(ckpt["words"]))
+    answers = AnswerVocab(tuple(ckpt["answers"])) if model.head_kind == "open" else None
+
+    reader = FeatureReader(index_paths(feat_dir, dataset))
+    selected, missing = with_features(select_questions(questions, dataset, task), reader)
+    if missing:
+        log.warning("%d videos have no MASN features in %s and are left out (e.g. %s)", len(missing), feat_dir, missing[0])
+    if not selected:
+        raise ValueError(f"no {dataset} {task or ''} question with features in {feat_dir} to evaluate")
+    examples = build_examples(selected, head=model.head_kind, words=words, answers=answers,
+                              max_tokens=config["max_question_tokens"])
+    loader = make_loader(MasnDataset(examples, reader, max_steps=ckpt["max_steps"]), batch_size=batch_size,
+                         shuffle=False, num_workers=num_workers, seed=0)
+    records, _ = predict(model, loader, selected, answers=answers, device=torch_device)
+    write_predictions(records, out)
+    metrics = summarize(records, dataset)
+    return {**metrics, "missing_videos": float(len(missing))} if missing else metrics
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    *,
+    data_root: Path,
+    feat_dir: Path,
+    split: str = "test",
+    out: Path | None = None,
+    device: str = "auto",
+) -> dict[str, float | None]:
+    """``evaluate`` on one split loaded with ``extract.datasets.load_dataset``; the predictions go to
+    ``out`` (default ``predictions_<split>.json`` next to the checkpoint)."""
+    dataset = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)["config"]["dataset"]
+    splits = load_splits(dataset, data_root)
+    if split not in splits:
+        raise ValueError(f"split {split!r} of {dataset} not found under {data_root}; have {sorted(splits)}")
+    out = Path(out) if out is not None else Path(checkpoint).with_name(f"predictions_{split}.json")
+    return evaluate(checkpoint, splits[split], feat_dir=feat_dir, out=out, device=device)

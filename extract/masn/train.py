@@ -1,0 +1,345 @@
+"""Train MASN on features in the original MASN layout (Seo et al., ACL 2021, sections 3.4 and 4.2:
+Adam, learning rate 1e-4, batch 32 for Count/FrameQA and 16 for Action/Trans., g = 4 glimpses).
+
+One run trains one head: a TGIF-QA task (``count``, ``action``, ``transition``, ``frameqa``; the same
+for the ``demo`` and ``folder`` datasets), MSVD-QA or MSRVTT-QA (open-ended), or NExT-QA (multiple
+choice). The model is selected on the validation split -- the dataset's own, or for TGIF-format
+datasets 10% of the training videos held out by a hash of their key -- and the test split, when
+given, is read exactly once, after training, with the selected checkpoint.
+
+``out_dir`` receives:
+    checkpoint.pt           the selected epoch: state_dict, config, vocabularies (``weights_only`` loadable)
+    metrics.jsonl           one line per epoch: losses, training and validation metrics
+    metrics.png             the curves of metrics.jsonl
+    predictions_val.json    validation predictions of the selected epoch
+    predictions_test.json   test predictions of the selected checkpoint (when a test split is given)
+    run.json                config, word vectors used, split sizes, selected epoch, test metrics, versions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from extract.datasets.base import Question
+from extract.masn.data import FeatureReader, Head, MasnDataset, build_examples, carve_validation, make_loader
+from extract.masn.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
+from extract.masn.glove import WordVectors, load_glove, random_word_vectors
+from extract.masn.layout import index_paths
+from extract.masn.losses import decide, head_loss
+from extract.masn.metrics import selection_metric, summarize, write_predictions
+from extract.masn.model import MASN, ModelConfig
+from extract.masn.plot import plot_history
+from extract.masn.tasks import (
+    default_answer_top_k,
+    default_batch_size,
+    default_max_steps,
+    head_for,
+    load_splits,
+    select_questions,
+    with_features,
+)
+from extract.masn.vocab import NO_CLASS, AnswerVocab, WordVocab
+
+__all__ = ["TrainConfig", "train", "OUTPUT_FILES"]
+
+OUTPUT_FILES = ("checkpoint.pt", "metrics.jsonl", "metrics.png", "predictions_val.json",
+                "predictions_test.json", "run.json")
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vqa-extract" / "glove"
+
+
+class TrainConfig(BaseModel):
+    """Everything a MASN training run depends on; saved in the checkpoint and in run.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal["tgif", "demo", "folder", "msvd", "msrvtt", "nextqa"]  # picks index files, head and metrics
+    task: Literal["count", "action", "transition", "frameqa"] | None = None  # TGIF-format task; None for the others
+    feat_dir: Path  # MASN --feat_dir holding the four index files (OUT/masn of `extract run`)
+    out_dir: Path  # where checkpoint.pt, metrics.jsonl, metrics.png, predictions_*.json and run.json go
+    data_root: Path | None = None  # annotation root for load_dataset; unused when `train` is given the splits
+    glove: Path | None = None  # GloVe text file (e.g. glove.840B.300d.txt); required unless random_embeddings
+    random_embeddings: bool = False  # smoke tests only: random word vectors instead of GloVe, noted in run.json
+    glove_cache_dir: Path = Field(default_factory=_default_cache_dir)  # GloVe matrix cache (~/.cache/vqa-extract/glove)
+    word_dim: int = Field(300, ge=1)  # width of random word vectors (a GloVe file brings its own width)
+    epochs: int = Field(50, ge=1)  # upper bound on epochs (public code: 100)
+    patience: int | None = Field(10, ge=1)  # stop after this many epochs without validation gain; None: never
+    batch_size: int | None = Field(None, ge=1)  # None: paper's 16 for multiple choice, 32 otherwise
+    lr: float = Field(1e-4, gt=0)  # Adam learning rate (paper)
+    weight_decay: float = Field(0.0, ge=0)  # Adam weight decay (public code: 0)
+    val_fraction: float = Field(0.1, gt=0, lt=1)  # training videos held out when there is no val split (code: 0.1)
+    max_video_steps: int | None = Field(None, ge=1)  # steps sampled per video; None: 20 TGIF-format, 30 others
+    max_question_tokens: int = Field(20, ge=1)  # tokens of a question (+ candidate) (public code: 20)
+    answer_top_k: int | None = Field(None, ge=1)  # open-ended classes; None: MSVD 1000, MSRVTT 4000, else all
+    seed: int = 0  # seeds initialisation, shuffling and random word vectors
+    num_workers: int = Field(2, ge=0)  # DataLoader worker processes; 0 reads features in the main process
+    device: str = "auto"  # "auto": CUDA when available, else CPU; or a torch device string ("cuda:1")
+    progress: Literal["auto", "bar", "log", "none"] = "auto"  # auto: rich bar on a terminal, log lines otherwise
+    overwrite: bool = False  # replace the outputs of an earlier run in out_dir instead of refusing
+    model: ModelConfig = Field(default_factory=ModelConfig)  # architecture (hidden size, glimpses, dropout...)
+
+
+class _Reporter:
+    """Progress as a rich bar on a terminal, plain stderr lines otherwise, or nothing."""
+
+    def __init__(self, mode: str):
+        self.mode = ("bar" if sys.stderr.isatty() else "log") if mode == "auto" else mode
+        if self.mode == "bar":
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    def line(self, text: str) -> None:
+        if self.mode == "bar":
+            self.console.print(text, highlight=False)
+        elif self.mode == "log":
+            print(f"{time.strftime('%H:%M:%S')} masn: {text}", file=sys.stderr, flush=True)
+
+    def iterate(self, items: Iterable, total: int, description: str) -> Iterator:
+        if self.mode == "bar":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task = bar.add_task(description, total=total)
+                for item in items:
+                    yield item
+                    bar.advance(task)
+        elif self.mode == "log":
+            every = max(1, total // 10)
+            for i, item in enumerate(items, start=1):
+                yield item
+                if i % every == 0 or i == total:
+                    self.line(f"{description}: batch {i}/{total}")
+        else:
+            yield from items
+
+
+def _word_vectors(config: TrainConfig, words: WordVocab) -> WordVectors:
+    if config.glove is not None:
+        return load_glove(config.glove, words.words, cache_dir=config.glove_cache_dir)
+    return random_word_vectors(len(words), config.word_dim, seed=config.seed)
+
+
+def _check_inputs(config: TrainConfig) -> None:
+    """Refuse, before any work, a run without word vectors or one that would clobber an earlier run."""
+    if config.glove is None and not config.random_embeddings:
+        raise ValueError("MASN needs word vectors: pass glove=PATH to a GloVe text file (e.g. glove.840B.300d.txt "
+                         "from https://nlp.stanford.edu/projects/glove/), or random_embeddings=True for a smoke "
+                         "test (it is recorded in run.json)")
+    if config.glove is not None and config.random_embeddings:
+        raise ValueError("pass either glove or random_embeddings, not both")
+    if config.glove is not None and not Path(config.glove).is_file():
+        raise FileNotFoundError(f"GloVe file {config.glove} not found")
+    existing = [name for name in OUTPUT_FILES if (config.out_dir / name).exists()]
+    if existing and not config.overwrite:
+        raise FileExistsError(f"{config.out_dir} already holds the outputs of a run ({', '.join(existing)}); "
+                              "choose another out_dir or set overwrite=True")
+
+
+def _prepare_splits(config: TrainConfig, splits: Mapping[str, Sequence[Question]]) -> tuple[dict[str, list[Question]], str]:
+    unknown = sorted(set(splits) - {"train", "val", "test"})
+    if unknown or "train" not in splits:
+        raise ValueError(f"splits must be a mapping with 'train' and optionally 'val', 'test'; got {sorted(splits)}")
+    chosen = {name: select_questions(questions, config.dataset, config.task) for name, questions in splits.items()}
+    if not chosen["train"]:
+        raise ValueError(f"no {config.dataset} {config.task or ''} question in the training split")
+    if chosen.get("val"):
+        return chosen, "dataset"
+    chosen["train"], chosen["val"] = carve_validation(chosen["train"], config.val_fraction)
+    if not chosen["val"]:
+        raise ValueError("cannot hold out a validation split: the training questions cover a single video")
+    return chosen, f"carved from train: {config.val_fraction:.0%} of the videos by key hash"
+
+
+def _checkpoint(model: MASN, config: TrainConfig, model_args: dict, words: WordVocab, answers: AnswerVocab | None,
+                max_steps: int, epoch: int, val: dict, selection: tuple[str, float], vectors: WordVectors) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "config": config.model_dump(mode="json"),
+        "model_args": model_args,
+        "max_steps": max_steps,
+        "words": list(words.words),
+        "answers": list(answers.answers) if answers else [],
+        "epoch": epoch,
+        "val": val,
+        "selection": {"metric": selection[0], "value": selection[1]},
+        "word_vectors": vectors.metadata(),
+    }
+
+
+def _save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None = None) -> Path:
+    """Train MASN and return the path of the selected checkpoint (``out_dir/checkpoint.pt``).
+
+    splits: questions per split (``train``, optional ``val`` and ``test``); questions of other TGIF
+        tasks are ignored. None loads them with ``extract.datasets.load_dataset(config.dataset,
+        config.data_root)``.
+    """
+    started = time.time()
+    _check_inputs(config)
+    if splits is None:
+        if config.data_root is None:
+            raise ValueError("pass the question splits, or set data_root so they can be loaded with load_dataset")
+        splits = load_splits(config.dataset, config.data_root)
+    report = _Reporter(config.progress)
+    head: Head = head_for(config.dataset, config.task)
+    chosen, val_source = _prepare_splits(config, splits)
+
+    reader = FeatureReader(index_paths(config.feat_dir, config.dataset))
+    missing: dict[str, int] = {}
+    for name in list(chosen):
+        chosen[name], absent = with_features(chosen[name], reader)
+        missing[name] = len(absent)
+        if absent:
+            report.line(f"warning: {len(absent)} {name} videos have no features in {config.feat_dir} "
+                        f"(e.g. {absent[0]}); their questions are left out")
+    if not chosen["train"] or not chosen["val"]:
+        raise ValueError(f"no training or validation question has features in {config.feat_dir}")
+    dims = reader.dims(chosen["train"][0].key)
+
+    train_qs, val_qs = chosen["train"], chosen["val"]
+    words = WordVocab.build(text for q in train_qs for text in (q.question, *q.candidates))
+    answers = None
+    if head == "open":
+        top_k = config.answer_top_k or default_answer_top_k(config.dataset)
+        answers = AnswerVocab.build((q.answer for q in train_qs), top_k)
+    vectors = _word_vectors(config, words)
+    if vectors.source == "random":
+        report.line("warning: RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result")
+
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    model_args = {"vocab_size": len(words), "word_dim": int(vectors.matrix.shape[1]), "appearance_dim": dims.appearance,
+                  "motion_dim": dims.motion, "head": head, "num_answers": len(answers) if answers else 0}
+    model = MASN(config.model, **model_args)
+    model.set_word_vectors(torch.from_numpy(vectors.matrix))
+    model.to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                 weight_decay=config.weight_decay)
+
+    max_steps = config.max_video_steps or default_max_steps(config.dataset)
+    batch_size = config.batch_size or default_batch_size(head)
+
+    def loader(questions: list[Question], shuffle: bool):
+        examples = build_examples(questions, head=head, words=words, answers=answers, max_tokens=config.max_question_tokens)
+        return make_loader(MasnDataset(examples, reader, max_steps=max_steps), batch_size=batch_size, shuffle=shuffle,
+                           num_workers=config.num_workers, seed=config.seed)
+
+    train_loader, val_loader = loader(train_qs, True), loader(val_qs, False)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+    checkpoint_path, history_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    metric = "mse" if head == "count" else "accuracy"
+    report.line(f"training MASN on {config.dataset} {config.task or ''}: {len(train_qs)} train / {len(val_qs)} val "
+                f"questions, head {head}, {dims}, device {device}")
+
+    history: list[dict] = []
+    best_epoch, best_score = None, float("-inf")
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.time()
+        model.train()
+        loss_sum, right, squared, seen = 0.0, 0, 0.0, 0
+        for batch in report.iterate(train_loader, len(train_loader), f"epoch {epoch}/{config.epochs}"):
+            batch = batch.to(device)
+            output = model(batch)
+            loss = head_loss(head, output, batch.targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            decided = decide(head, output.detach())
+            loss_sum += loss.item() * len(batch)
+            seen += len(batch)
+            if head == "count":
+                squared += float(((decided.float() - batch.targets) ** 2).sum())
+            else:
+                right += int((decided == batch.targets.long()).sum())
+        val_records, val_loss = predict(model, val_loader, val_qs, answers=answers, device=device)
+        selection = selection_metric(val_records, head)
+        improved = selection[1] > best_score
+        entry = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            f"train_{metric}": squared / seen if head == "count" else 100.0 * right / seen,
+            "val_loss": val_loss,
+            f"val_{metric}": -selection[1] if head == "count" else selection[1],
+            "val": summarize(val_records, config.dataset),
+            "selected": improved,
+            "seconds": time.time() - epoch_start,
+        }
+        if improved:
+            best_epoch, best_score = epoch, selection[1]
+            _save(_checkpoint(model, config, model_args, words, answers, max_steps, epoch, entry["val"], selection,
+                              vectors), checkpoint_path)
+            write_predictions(val_records, out / "predictions_val.json")
+        history.append(entry)
+        with open(history_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        plot_history(history, out / "metrics.png", metric=metric, best_epoch=best_epoch)
+        report.line(f"epoch {epoch}: train loss {entry['train_loss']:.4f}, val loss {val_loss:.4f}, "
+                    f"val {metric} {entry[f'val_{metric}']:.3f}" + (" (selected)" if improved else ""))
+        if config.patience is not None and epoch - best_epoch >= config.patience:
+            report.line(f"no validation gain for {config.patience} epochs: stopping after epoch {epoch}")
+            break
+
+    test_metrics = None
+    if chosen.get("test"):
+        model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"])
+        test_qs = chosen["test"]
+        test_records, _ = predict(model, loader(test_qs, False), test_qs, answers=answers, device=device)
+        write_predictions(test_records, out / "predictions_test.json")
+        test_metrics = summarize(test_records, config.dataset)
+        report.line(f"test ({len(test_qs)} questions, epoch {best_epoch} checkpoint): {test_metrics}")
+
+    def without_class(questions: list[Question]) -> int:
+        return sum(answers.index(q.answer) == NO_CLASS for q in questions) if answers else 0
+
+    _write_json({
+        "config": config.model_dump(mode="json"),
+        "word_vectors": vectors.metadata(),
+        "random_word_vectors": vectors.source == "random",
+        "head": head,
+        "feature_dims": dims._asdict(),
+        "max_video_steps": max_steps,
+        "batch_size": batch_size,
+        "validation": val_source,
+        "questions": {name: len(questions) for name, questions in chosen.items()},
+        "videos_without_features": missing,
+        "vocabulary": {"words": len(words), "answers": len(answers) if answers else None,
+                       "answers_without_class": {name: without_class(qs) for name, qs in chosen.items()}},
+        "selected_epoch": best_epoch,
+        "epochs_run": len(history),
+        "val": history[best_epoch - 1]["val"],
+        "test": test_metrics,
+        "device": str(device),
+        "seconds": time.time() - started,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }, out / "run.json")
+    reader.close()
+    return checkpoint_path

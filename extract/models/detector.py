@@ -1,0 +1,129 @@
+"""Faster R-CNN object detector (torchvision) behind one small interface.
+
+MASN takes N = 10 objects per step from a Faster R-CNN (section 3.1). We keep the top
+``top_k`` boxes per frame, class-agnostic, by score, after a class-agnostic NMS so that one
+object does not fill several of the 10 slots under different labels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from extract.models.weights import WeightsSpec, load_state_dict
+
+DETECTOR_WEIGHTS = {
+    "fasterrcnn_resnet50_fpn_v2": WeightsSpec(
+        "torchvision:FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
+        "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+    ),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": WeightsSpec(
+        "torchvision:FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1",
+        "https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of one frame, best first.
+
+    boxes (Tensor[K, 4]): x1, y1, x2, y2 in pixels of the decoded frame.
+    scores (Tensor[K]), labels (Tensor[K] int64): COCO category indices (see ``category_names``).
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+
+
+def category_names() -> list[str]:
+    """COCO category names indexed by label (torchvision's list; '__background__' at 0, 'N/A' gaps)."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_V2_Weights
+
+    return list(FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
+
+
+class Detector(nn.Module):
+    """Wraps a torchvision detection model.
+
+    Args:
+        model: a torchvision ``FasterRCNN``.
+        top_k: boxes kept per frame.
+        agnostic_nms_iou: IoU above which lower-scored boxes of any class are dropped.
+    """
+
+    def __init__(self, model: nn.Module, *, top_k: int, agnostic_nms_iou: float) -> None:
+        super().__init__()
+        self.model = model
+        self.top_k = top_k
+        self.agnostic_nms_iou = agnostic_nms_iou
+
+    def forward(self, images: list[Tensor]) -> list[Detections]:
+        """
+        Args:
+            images (list[Tensor[3, H_i, W_i]]): RGB in [0, 1], decoded resolution.
+        Returns:
+            one ``Detections`` per image, at most ``top_k`` boxes each.
+        """
+        from torchvision.ops import nms
+
+        # torchvision pads a batch to its largest image, which changes the features near the
+        # border: batching only equal sizes keeps every frame's result independent of its batch.
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, img in enumerate(images):
+            by_size[tuple(img.shape[-2:])].append(i)
+        raw: list[dict] = [{}] * len(images)
+        for indices in by_size.values():
+            for i, out in zip(indices, self.model([images[i] for i in indices])):
+                raw[i] = out
+        results = []
+        for out in raw:
+            keep = nms(out["boxes"], out["scores"], self.agnostic_nms_iou)[: self.top_k]
+            results.append(Detections(out["boxes"][keep], out["scores"][keep], out["labels"][keep]))
+        return results
+
+
+def build_detector(
+    *,
+    arch: str,
+    weights: Path | None,
+    min_size: int,
+    max_size: int,
+    score_thresh: float,
+    candidates: int,
+    top_k: int,
+    agnostic_nms_iou: float,
+) -> Detector:
+    """torchvision Faster R-CNN with COCO classes.
+
+    Args:
+        arch: a key of ``DETECTOR_WEIGHTS``.
+        weights: checkpoint path, or None for random initialisation (current RNG state).
+        min_size, max_size: the detector's own input resize (shorter / longer side).
+        score_thresh: minimum class score kept by torchvision's postprocessing; low, so that
+            real frames yield ``top_k`` boxes wherever the detector sees them.
+        candidates: detections per image out of torchvision's per-class NMS.
+        top_k: boxes kept after class-agnostic NMS.
+    """
+    from torchvision.models import detection
+
+    if arch not in DETECTOR_WEIGHTS:
+        raise ValueError(f"detector arch must be one of {sorted(DETECTOR_WEIGHTS)}, got {arch!r}")
+    model = getattr(detection, arch)(
+        weights=None,
+        weights_backbone=None,
+        num_classes=91,
+        min_size=min_size,
+        max_size=max_size,
+        box_score_thresh=score_thresh,
+        box_detections_per_img=candidates,
+        rpn_score_thresh=0.0,  # the mobilenet default (0.05) can leave a frame with no proposals
+    )
+    if weights is not None:
+        model.load_state_dict(load_state_dict(weights))
+    return Detector(model.eval(), top_k=top_k, agnostic_nms_iou=agnostic_nms_iou)

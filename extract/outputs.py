@@ -1,0 +1,131 @@
+"""Reading an output directory back: ``extract inspect`` (what is there) and ``extract verify``
+(is it complete and sound)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from extract.store import DONE, FAILED, MASN_DIR, OutputDir, sha256_file
+
+# Arrays whose NaNs are meaningful (a trajectory absent from a frame).
+NAN_ALLOWED = {"trajectories"}
+
+
+def _video_arrays(f, key: str) -> dict[str, object]:
+    """Every dataset of ``key`` in an open shard, by array name (``detections/boxes``...)."""
+    found = {}
+    for group in f:
+        if key not in f[group]:
+            continue
+        node = f[group][key]
+        if hasattr(node, "shape"):
+            found[group] = node
+        else:
+            node.visititems(lambda name, obj, g=group: found.__setitem__(f"{g}/{name}", obj) if hasattr(obj, "shape") else None)
+    return found
+
+
+def inspect_output(root: Path) -> list[str]:
+    """Human-readable lines: manifest counts, then per feature array the key count and shapes."""
+    import h5py
+
+    out = OutputDir(root)
+    manifest = out.read_manifest()
+    status = Counter(r["status"] for r in manifest.values())
+    lines = [f"{root}: {len(manifest)} videos in the manifest ({status[DONE]} done, {status[FAILED]} failed)"]
+    shapes: dict[str, Counter] = defaultdict(Counter)
+    by_shard = defaultdict(list)
+    for key, r in manifest.items():
+        if r["status"] == DONE:
+            by_shard[r["shard"]].append(key)
+    for shard, keys in sorted(by_shard.items()):
+        with h5py.File(out.shards / shard, "r") as f:
+            for key in keys:
+                for name, ds in _video_arrays(f, key).items():
+                    shapes[name][f"{('T',) + ds.shape[1:]} {ds.dtype}"] += 1
+    lines.append(f"{len(by_shard)} shards")
+    for name in sorted(shapes):
+        kinds = ", ".join(f"{shape} x{n}" for shape, n in shapes[name].most_common())
+        lines.append(f"  {name}: {sum(shapes[name].values())} videos, {kinds}")
+    masn = out.root / MASN_DIR
+    for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
+        with h5py.File(path, "r") as f:
+            count = len(f["image_features"]) if "image_features" in f else len(f)
+        lines.append(f"  index {path.relative_to(out.root)}: {count} keys")
+    for key, r in sorted(manifest.items()):
+        if r["status"] == FAILED:
+            lines.append(f"  failed {key}: {r['reason']}")
+    return lines
+
+
+def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
+    """Problems found in ``root``; an empty list means the output is sound.
+
+    Checks: every done record's shard exists (and, with ``checksums``, still has the sha256
+    recorded at commit); its arrays exist, agree on T and are finite; failed videos are absent
+    from the MASN index; every index link resolves.
+    """
+    import h5py
+
+    out = OutputDir(root)
+    problems: list[str] = []
+    if not out.manifest_path.exists():
+        return [f"{out.manifest_path}: no manifest"]
+    manifest = out.read_manifest()
+    by_shard = defaultdict(list)
+    for key, r in manifest.items():
+        if r["status"] == DONE:
+            by_shard[r["shard"]].append(key)
+    for shard, keys in sorted(by_shard.items()):
+        path = out.shards / shard
+        if not path.exists():
+            problems.append(f"shard {shard} is missing (records: {', '.join(sorted(keys)[:5])})")
+            continue
+        recorded = {manifest[k].get("sha256") for k in keys} - {None}
+        if checksums and recorded and sha256_file(path) not in recorded:
+            problems.append(f"shard {shard} changed after commit (sha256 differs from the manifest)")
+        with h5py.File(path, "r") as f:
+            for key in keys:
+                problems += _verify_video(f, key, manifest[key], shard)
+    problems += _verify_index(out, manifest)
+    return problems
+
+
+def _verify_video(f, key: str, record: dict, shard: str) -> list[str]:
+    arrays = _video_arrays(f, key)
+    if not arrays:
+        return [f"{key}: manifest says done in {shard} but the shard has no data for it"]
+    problems = []
+    steps = {name: ds.shape[0] for name, ds in arrays.items() if not name.startswith("trajectories")}
+    if len(set(steps.values())) > 1:
+        problems.append(f"{key}: arrays disagree on T: {steps}")
+    if record.get("steps") is not None and steps and set(steps.values()) != {record["steps"]}:
+        problems.append(f"{key}: manifest T = {record['steps']} but arrays have {sorted(set(steps.values()))}")
+    for name, ds in arrays.items():
+        if ds.dtype.kind == "f" and name.split("/")[0] not in NAN_ALLOWED and not np.isfinite(ds[()]).all():
+            problems.append(f"{key}: {name} has NaN or Inf")
+    return problems
+
+
+def _verify_index(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
+    import h5py
+
+    problems = []
+    masn = out.root / MASN_DIR
+    done = {k for k, r in manifest.items() if r["status"] == DONE}
+    for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
+        with h5py.File(path, "r") as f:
+            groups = [f[g] for g in ("image_features", "spatial_features") if g in f] or [f]
+            for group in groups:
+                for key in group:
+                    if key not in done:
+                        problems.append(f"{path.name}: key {key} is not a done video")
+                        continue
+                    try:
+                        group[key].shape
+                    except (KeyError, OSError) as e:
+                        problems.append(f"{path.name}: link for {key} does not resolve ({e})")
+    return problems

@@ -1,0 +1,153 @@
+"""One extraction run: check everything, lock OUT, skip what is done, execute, index, report.
+
+Every check that can fail (annotations, weights, the lock) happens before any video is
+touched. The executor only sees the videos still missing, so a rerun after a crash (SIGKILL
+included) completes exactly those.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from extract import __version__
+from extract.config import RunConfig
+from extract.store import FAILED, RUN_FILE, TMP_SUFFIX, OutputDir, ShardSink, VideoResult, build_index
+
+log = logging.getLogger("extract")
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``failures`` lists (key, reason) of every video failed in OUT."""
+
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    frames: int = 0
+    wall_s: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def videos_per_s(self) -> float:
+        return (self.done + self.failed) / self.wall_s if self.wall_s > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        head = (
+            f"videos: {self.done} done, {self.failed} failed, {self.skipped} skipped (already done); "
+            f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s"
+        )
+        return [head] + [f"failed {key}: {reason}" for key, reason in self.failures]
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "vqa-extract": __version__}
+    for dist in ("torch", "torchvision", "pytorchvideo", "decord2", "h5py", "numpy", "ray"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dict[str, str]:
+    from extract.features import required_weights
+
+    specs = required_weights(config.model, config.stages)
+    return {
+        role: (f"{specs[role].name} from {path}" if path else "RANDOM INITIALISATION (seed "
+               f"{config.model.seed}) - not pretrained, smoke tests only")
+        for role, path in resolved.items()
+    }
+
+
+def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSummary:
+    """Extract the features of ``config.dataset`` into ``config.out``.
+
+    Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
+    weights not cached), OutputLocked (another run on the same OUT).
+    """
+    import torch
+
+    from extract.datasets import load_dataset
+    from extract.features import build_extractor, resolve_all_weights
+    from extract.progress import Progress
+
+    start = time.monotonic()
+    root = config.data_root or config.videos
+    if root is None:
+        raise ValueError(f"dataset {config.dataset!r} needs --data-root or --videos")
+    dataset = load_dataset(config.dataset, root, videos_dir=config.videos if config.data_root else None)
+    records = dataset.videos[: config.limit] if config.limit is not None else dataset.videos
+    out = OutputDir(config.out)
+    out.lock()
+    try:
+        weights = resolve_all_weights(config.model, config.stages)
+        weights_desc = describe_weights(config, weights)
+        if any(path is None for path in weights.values()):
+            log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
+        removed = out.clean()
+        if removed:
+            log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
+        done = {k for k, r in out.done().items() if set(config.stages) <= set(r.get("stages", ()))}
+        todo = [r for r in records if r.key not in done]
+        summary = RunSummary(skipped=len(records) - len(todo))
+        log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
+        if config.model.threads:
+            torch.set_num_threads(config.model.threads)
+        extractor = build_extractor(config.model, config.stages, weights)
+        attrs = {"config": config.model_dump(mode="json"), "weights": weights_desc, "versions": package_versions()}
+        sink = ShardSink(out, attrs)
+        bar = Progress(len(todo), enabled=progress)
+
+        def on_result(result: VideoResult) -> None:
+            summary.done += result.ok
+            summary.failed += not result.ok
+            summary.frames += result.info.get("grid", 0)
+            bar.advance(result.ok, result.key)
+
+        try:
+            if config.executor == "local":
+                from extract.executors.local import execute_local
+
+                execute_local(config, todo, extractor, sink, on_result)
+            else:
+                from extract.executors.ray import execute_ray
+
+                execute_ray(config, todo, weights, sink, on_result)
+        finally:
+            bar.close()
+        build_index(out, config.dataset)
+        summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
+        summary.wall_s = time.monotonic() - start
+        _write_run_json(out, config, weights_desc, summary, len(records))
+        return summary
+    finally:
+        out.unlock()
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+    manifest = out.read_manifest()
+    run = {
+        "config": config.model_dump(mode="json"),
+        "weights": weights,
+        "versions": package_versions(),
+        "videos": total,
+        "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},
+        "totals": {
+            "done": sum(r["status"] == "done" for r in manifest.values()),
+            "failed": sum(r["status"] == FAILED for r in manifest.values()),
+        },
+        "failures": dict(summary.failures),
+    }
+    path = out.root / RUN_FILE
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)

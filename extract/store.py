@@ -1,0 +1,288 @@
+"""The output directory: sharded HDF5, the manifest, the MASN index files (DESIGN.md section 2).
+
+    OUT/shards/part-XXXXX.h5   written as part-XXXXX.h5.tmp, fsynced, then renamed: readers
+                               never see a half-written shard
+    OUT/manifest.jsonl         one JSON record per line, appended after a shard's rename;
+                               the last record of a key wins
+    OUT/masn/...               index files of HDF5 external links into the shards
+    OUT/run.json               config, versions, weights, timings, failures
+    OUT/.lock                  flock held by the running extraction
+
+A shard holds, for each video key K, one dataset per feature at ``<name>/K`` (or
+``<group>/K/<field>`` for grouped arrays such as ``detections/boxes``). Storage follows
+Ray Data's Datasink lifecycle: ``on_write_start``, ``write`` (one shard), ``on_write_complete``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from extract.masn.layout import MASN_INDEX_FILES
+
+SHARDS_DIR = "shards"
+SHARD_PREFIX = "part-"
+SHARD_SUFFIX = ".h5"
+TMP_SUFFIX = ".tmp"
+MANIFEST_FILE = "manifest.jsonl"
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+MASN_DIR = "masn"
+
+DONE = "done"
+FAILED = "failed"
+
+# MASN index file role -> (stages that produce it, {group inside the index file: shard array}).
+INDEX_CONTENTS = {
+    "appearance_global": ({"appearance"}, {"": "appearance"}),
+    "motion_global": ({"motion"}, {"": "motion"}),
+    "appearance_objects": ({"objects"}, {"image_features": "image_features", "spatial_features": "spatial_features"}),
+    "motion_objects": ({"objects", "motion"}, {"": "motion_objects"}),
+}
+
+
+class OutputLocked(RuntimeError):
+    """Another run holds the output directory."""
+
+
+def shard_path(name: str, key: str) -> str:
+    """Where array ``name`` of video ``key`` lives inside a shard."""
+    group, _, leaf = name.partition("/")
+    return f"{group}/{key}/{leaf}" if leaf else f"{group}/{key}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class VideoResult:
+    """What a worker produced for one video: features, or the reason it failed."""
+
+    key: str
+    path: str
+    features: dict[str, np.ndarray] | None = None
+    reason: str = ""
+    info: dict = field(default_factory=dict)  # duration, grid size, frame size...
+
+    @property
+    def ok(self) -> bool:
+        return self.features is not None
+
+
+class OutputDir:
+    """An output directory and its manifest."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.shards = self.root / SHARDS_DIR
+        self.manifest_path = self.root / MANIFEST_FILE
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Take the directory for this process; refuse if another run holds it.
+
+        The lock is an flock, so the kernel releases it when the holder dies, SIGKILL included.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputLocked(
+                f"output directory {self.root} is in use by another extract run ({holder}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {_now()}".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def read_manifest(self) -> dict[str, dict]:
+        """Latest record per key. A torn last line (a crash mid-append) is ignored."""
+        records: dict[str, dict] = {}
+        if not self.manifest_path.exists():
+            return records
+        with open(self.manifest_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[record["key"]] = record
+        return records
+
+    def append_manifest(self, records: Iterable[dict]) -> None:
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if not lines:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.manifest_path, "a", encoding="utf-8") as f:
+            # A torn line from a killed run would glue onto ours: start on a fresh line.
+            if f.tell() > 0:
+                with open(self.manifest_path, "rb") as r:
+                    r.seek(-1, os.SEEK_END)
+                    if r.read(1) != b"\n":
+                        lines = "\n" + lines
+            f.write(lines)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def done(self) -> dict[str, dict]:
+        """Records of videos whose features are committed."""
+        return {k: r for k, r in self.read_manifest().items() if r["status"] == DONE}
+
+    def clean(self) -> list[Path]:
+        """Remove leftovers of killed runs: temp shards, and shards no done record points to.
+
+        Call only while holding the lock. Returns the removed paths.
+        """
+        if not self.shards.exists():
+            return []
+        referenced = {r["shard"] for r in self.done().values()}
+        removed = []
+        for path in sorted(self.shards.iterdir()):
+            if path.name.endswith(TMP_SUFFIX) or (path.suffix == SHARD_SUFFIX and path.name not in referenced):
+                path.unlink()
+                removed.append(path)
+        return removed
+
+
+class ShardSink:
+    """Writes committed shards; the storage interface both executors use.
+
+    ``write`` runs where the features are (a Ray worker, or in-process) and returns the
+    manifest records; ``on_write_complete`` runs once, in the driver, and commits them.
+
+    Args:
+        out: the output directory.
+        attrs: run metadata stored as attributes of every shard (config, weights, versions).
+    """
+
+    def __init__(self, out: OutputDir, attrs: dict) -> None:
+        self.out = out
+        self.attrs = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in attrs.items()}
+
+    def on_write_start(self) -> None:
+        self.out.shards.mkdir(parents=True, exist_ok=True)
+
+    def write(self, results: Sequence[VideoResult]) -> list[dict]:
+        """Write the successful results as one new shard; return manifest records for all."""
+        import h5py
+
+        good = [r for r in results if r.ok]
+        records = [self._record(r, FAILED) for r in results if not r.ok]
+        if not good:
+            return records
+        tmp, final = self._allocate()
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs.update(self.attrs)
+                for r in good:
+                    for name, array in r.features.items():
+                        f.create_dataset(shard_path(name, r.key), data=array)
+                f.flush()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            digest = sha256_file(tmp)
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        records += [self._record(r, DONE, shard=final.name, sha256=digest) for r in good]
+        return records
+
+    def on_write_complete(self, records: Sequence[dict]) -> None:
+        self.out.append_manifest(records)
+
+    def _allocate(self) -> tuple[Path, Path]:
+        """Claim the next free shard number with O_EXCL, safe between concurrent writers."""
+        taken = [
+            int(p.name[len(SHARD_PREFIX) :].split(".")[0])
+            for p in self.out.shards.glob(f"{SHARD_PREFIX}*")
+            if p.name[len(SHARD_PREFIX) :].split(".")[0].isdigit()
+        ]
+        n = max(taken, default=-1) + 1
+        while True:
+            final = self.out.shards / f"{SHARD_PREFIX}{n:05d}{SHARD_SUFFIX}"
+            tmp = final.with_name(final.name + TMP_SUFFIX)
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                n += 1
+                continue
+            if final.exists():
+                tmp.unlink()
+                n += 1
+                continue
+            return tmp, final
+
+    @staticmethod
+    def _record(r: VideoResult, status: str, **extra) -> dict:
+        return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **r.info, "time": _now()}
+
+
+def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
+    """(Re)write ``OUT/masn/`` from the manifest: external links to every done key.
+
+    Links are relative (``../../shards/part-XXXXX.h5``), which HDF5 resolves against the index
+    file's own directory, so the files open from any working directory and move with OUT.
+    A key enters a file only if its record lists the stages that file needs. Each file is
+    written to a temp name and renamed. Returns role -> path of the files written.
+    """
+    import h5py
+
+    done = out.done()
+    written: dict[str, Path] = {}
+    names = MASN_INDEX_FILES[dataset]._asdict()
+    for role, (stages, contents) in INDEX_CONTENTS.items():
+        keys = sorted(k for k, r in done.items() if stages <= set(r.get("stages", ())))
+        path = out.root / MASN_DIR / names[role]
+        if not keys:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rel = os.path.relpath(out.shards, path.parent)
+        tmp = path.with_name(path.name + TMP_SUFFIX)
+        with h5py.File(tmp, "w") as f:
+            for group in contents:
+                if group:
+                    f.require_group(group)
+            for key in keys:
+                target = f"{rel}/{done[key]['shard']}"
+                for group, array in contents.items():
+                    (f[group] if group else f)[key] = h5py.ExternalLink(target, "/" + shard_path(array, key))
+        os.replace(tmp, path)
+        written[role] = path
+    return written

@@ -1,0 +1,135 @@
+"""MASN model and losses: gradients reach the input projections, a batch of one works for every head,
+padding is masked, and the multiple-choice hinge loss matches a hand computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from extract.masn.data import Batch
+from extract.masn.losses import decide, head_loss, multiple_choice_hinge_loss
+from extract.masn.model import MASN, ModelConfig, masked_softmax
+from extract.masn.vocab import NO_CLASS
+
+D, N, H, VOCAB, WORD = 24, 3, 16, 30, 8  # feature width, objects, hidden size, words, word-vector width
+TINY = ModelConfig(hidden_size=H, location_dim=8, dropout=0.1)
+
+
+def make_batch(lengths: list[int], *, candidates: int = 1, tokens: int = 5, seed: int = 0) -> Batch:
+    """A random padded batch whose videos have the given numbers of steps."""
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths), max(lengths)
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    pad = mask.float()
+    return Batch(
+        app_global=torch.randn(B, T, D, generator=g) * pad[..., None],
+        mot_global=torch.randn(B, T, D, generator=g) * pad[..., None],
+        app_objects=torch.randn(B, T, N, D, generator=g) * pad[..., None, None],
+        mot_objects=torch.randn(B, T, N, D, generator=g) * pad[..., None, None],
+        boxes=torch.rand(B, T, N, 6, generator=g) * pad[..., None, None],
+        steps=torch.arange(T).float()[None, :].expand(B, T) * pad,
+        video_mask=mask,
+        tokens=torch.randint(2, VOCAB, (B, candidates, tokens), generator=g),
+        lengths=torch.full((B, candidates), tokens),
+        targets=torch.zeros(B),
+        index=torch.arange(B),
+    )
+
+
+def make_model(head: str, num_answers: int = 0) -> MASN:
+    torch.manual_seed(0)
+    return MASN(TINY, vocab_size=VOCAB, word_dim=WORD, appearance_dim=D, motion_dim=D, head=head,
+                num_answers=num_answers)
+
+
+def test_input_projections_receive_gradients():
+    # The public code's weight-dropped 2048-to-hidden projections re-create their weight each forward,
+    # so the trained parameter never gets a gradient. Ours must, with DropConnect active.
+    model = make_model("open", num_answers=4).train()
+    batch = make_batch([4, 2])
+    batch.targets = torch.tensor([1.0, 3.0])
+    head_loss("open", model(batch), batch.targets).backward()
+    projections = {
+        "appearance objects": model.appearance.object_proj,
+        "appearance global": model.appearance.global_proj,
+        "motion objects": model.motion.object_proj,
+        "motion global": model.motion.global_proj,
+    }
+    for name, layer in projections.items():
+        assert layer.weight.shape == (H, D)
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0, name
+    before = model.appearance.object_proj.weight.detach().clone()
+    torch.optim.Adam(model.parameters(), lr=1e-2).step()
+    assert not torch.equal(before, model.appearance.object_proj.weight)
+
+
+@pytest.mark.parametrize(("head", "candidates", "num_answers", "shape"), [
+    ("count", 1, 0, (1,)),
+    ("choice", 5, 0, (1, 5)),
+    ("open", 1, 7, (1, 7)),
+])
+def test_batch_of_one_question(head, candidates, num_answers, shape):
+    # The public code squeezes its outputs, which drops the batch dimension of a final batch of one.
+    model = make_model(head, num_answers).train()
+    batch = make_batch([3], candidates=candidates)
+    batch.targets = torch.tensor([2.0])
+    output = model(batch)
+    assert output.shape == shape
+    loss = head_loss(head, output, batch.targets)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert decide(head, output.detach()).shape == (1,)
+
+
+def test_padding_does_not_change_a_question_output():
+    # The same video and question give the same scores alone or next to a longer video and question.
+    model = make_model("choice").eval()
+    alone = make_batch([3], candidates=2, tokens=4, seed=1)
+    other = make_batch([6], candidates=2, tokens=7, seed=2)
+    together = Batch(**{
+        name: torch.cat([
+            torch.nn.functional.pad(getattr(alone, name), _pad_spec(getattr(alone, name), getattr(other, name))),
+            getattr(other, name),
+        ])
+        for name in alone.__dataclass_fields__
+    })
+    with torch.no_grad():
+        torch.testing.assert_close(model(alone)[0], model(together)[0], rtol=1e-5, atol=1e-5)
+
+
+def _pad_spec(small: torch.Tensor, large: torch.Tensor) -> list[int]:
+    """F.pad widths that grow ``small`` to ``large`` in every dimension but the first."""
+    spec: list[int] = []
+    for s, l in zip(reversed(small.shape[1:]), reversed(large.shape[1:])):
+        spec += [0, l - s]
+    return spec
+
+
+def test_multiple_choice_hinge_loss_by_hand():
+    scores = torch.tensor([[2.0, 1.5, -1.0],
+                           [0.0, 0.5, 3.0]])
+    target = torch.tensor([0, 1])
+    # question 0, right score 2.0: wrong 1.5 -> max(0, 1 + 1.5 - 2.0) = 0.5; wrong -1.0 -> max(0, 1 - 1 - 2) = 0
+    # question 1, right score 0.5: wrong 0.0 -> 1 + 0.0 - 0.5 = 0.5;       wrong 3.0 -> 1 + 3.0 - 0.5 = 3.5
+    # mean over the 4 (right, wrong) pairs: (0.5 + 0 + 0.5 + 3.5) / 4 = 1.125
+    assert multiple_choice_hinge_loss(scores, target).item() == pytest.approx(1.125)
+    assert head_loss("choice", scores, target.float()).item() == pytest.approx(1.125)
+    # the margin is 1: a right answer ahead of every wrong one by at least 1 costs nothing
+    assert multiple_choice_hinge_loss(torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([0])).item() == 0.0
+
+
+def test_count_decision_and_unknown_answers():
+    assert decide("count", torch.tensor([-3.2, 0.4, 2.5, 2.51, 37.0])).tolist() == [1, 1, 2, 3, 10]
+    logits = torch.tensor([[0.0, 5.0], [5.0, 0.0]], requires_grad=True)
+    # an answer without a class (NO_CLASS) is left out of the loss instead of being trained as class 1
+    loss = head_loss("open", logits, torch.tensor([1.0, float(NO_CLASS)]))
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[:1], torch.tensor([1])).item())
+    assert head_loss("open", logits, torch.tensor([float(NO_CLASS)] * 2)).item() == 0.0
+
+
+def test_masked_softmax_of_nothing_is_zero():
+    scores = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    out = masked_softmax(scores, mask, dim=-1)
+    assert out[0, 1] == 0 and out[0].sum().item() == pytest.approx(1.0)
+    assert torch.equal(out[1], torch.zeros(3))
