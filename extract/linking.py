@@ -8,8 +8,8 @@ Answering from Feature and Sample Perspectives" (NExT-QA, 2022; sections 3.1 and
 its trajectories this way on 1 fps detections, with an *improved* seq-NMS whose linking
 repairs missing connections. Our improvements, each a :class:`LinkConfig` value:
 
-- gap tolerance: a link may skip up to ``max_gap`` frames, so one missed detection does
-  not split a track;
+- gap tolerance: a link may skip up to ``max_gap`` frames, so missed detections do not
+  split a track;
 - class-agnostic linking: detector label flicker does not split a track; the trajectory
   label is the score-weighted majority of its boxes' labels;
 - a minimum trajectory length and a cap on the number of trajectories per video.
@@ -50,7 +50,7 @@ class LinkConfig:
     suppress_iou: float = 0.3
     # A link may skip up to this many frames, so a missed detection (blur, occlusion) does
     # not split a track. At 1 fps, 3 bridges three missed seconds: with 20% of detections
-    # missed, runs of 3 misses split about one 30-frame track in five, runs of 4 one in 30.
+    # missed, runs of 3 misses split about one 30-frame track in six, runs of 4 one in 30.
     # The link IoU still has to hold across the gap, which keeps unrelated objects apart.
     max_gap: int = 3
     # Link and suppress across labels: detectors flip between near-synonym classes
@@ -59,9 +59,9 @@ class LinkConfig:
     # Selected trajectories with fewer boxes are dropped (after they suppressed their
     # boxes). 1 keeps single confident boxes: at 1 fps a short event can be one frame.
     min_length: int = 1
-    # Keep at most this many trajectories per video (None: no cap). 20 is well above the
-    # handful of salient objects a VideoQA clip shows, and bounds storage and the
-    # trajectory encoder's attention set.
+    # Keep at most this many trajectories per video, those of highest path score (None: no
+    # cap). 20 is well above the handful of salient objects a VideoQA clip shows, and bounds
+    # storage and the trajectory encoder's attention set; selection also stops there.
     top_n: int | None = 20
     # The trajectory score: mean (Seq-NMS's default) or max of its boxes' scores.
     rescore: Literal["mean", "max"] = "mean"
@@ -293,15 +293,20 @@ def _validate(
         b64 = b.detach().to("cpu", torch.float64).numpy()
         s64 = s.detach().to("cpu", torch.float64).numpy()
         if not np.isfinite(b64).all():
-            raise ValueError(f"boxes[{f}]: expected finite coordinates, got {b64[~np.isfinite(b64).all(1)][0].tolist()}")
+            raise ValueError(
+                f"boxes[{f}]: expected finite coordinates, got {b64[~np.isfinite(b64).all(1)][0].tolist()}"
+            )
         bad = (b64[:, 2] < b64[:, 0]) | (b64[:, 3] < b64[:, 1])
         if bad.any():
             raise ValueError(
-                f"boxes[{f}]: expected x1 <= x2 and y1 <= y2, got {b64[bad][0].tolist()} at index {int(bad.argmax())}"
+                f"boxes[{f}]: expected x1 <= x2 and y1 <= y2, "
+                f"got {b64[bad][0].tolist()} at index {int(bad.argmax())}"
             )
         bad = ~np.isfinite(s64) | (s64 < 0)
         if bad.any():
-            raise ValueError(f"scores[{f}]: expected finite scores >= 0, got {s64[bad][0]} at index {int(bad.argmax())}")
+            raise ValueError(
+                f"scores[{f}]: expected finite scores >= 0, got {s64[bad][0]} at index {int(bad.argmax())}"
+            )
         out_boxes.append(b64)
         out_scores.append(s64)
         out_labels.append(c.detach().to("cpu", torch.int64).numpy())

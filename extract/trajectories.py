@@ -74,7 +74,8 @@ def trajectory_arrays(
             raise ValueError(f"roi_features[{f}]: expected shape (K, {channels}), got {tuple(feat.shape)}")
         if tuple(box.shape) != (feat.shape[0], 4):
             raise ValueError(
-                f"boxes[{f}]: expected shape ({feat.shape[0]}, 4) to match roi_features[{f}], got {tuple(box.shape)}"
+                f"boxes[{f}]: expected shape ({feat.shape[0]}, 4) to match roi_features[{f}], "
+                f"got {tuple(box.shape)}"
             )
 
     n = len(trajs)
@@ -93,7 +94,9 @@ def trajectory_arrays(
                 raise ValueError(f"trajs[{k}]: box {i} of frame {f} does not exist")
         feats = torch.stack([roi_features[f][i] for f, i in zip(traj.frames, traj.boxes)])  # [L, C]
         features[k] = feats.detach().double().mean(0).cpu().numpy()
-        traj_boxes[k, list(traj.frames)] = torch.stack([boxes[f][i] for f, i in zip(traj.frames, traj.boxes)]).detach().cpu().numpy()
+        traj_boxes[k, list(traj.frames)] = (
+            torch.stack([boxes[f][i] for f, i in zip(traj.frames, traj.boxes)]).detach().cpu().numpy()
+        )
         span[k] = (times[traj.frames[0]] / duration, ends[traj.frames[-1] + 1] / duration)
 
     out = {
@@ -108,7 +111,8 @@ def trajectory_arrays(
         for k, t in enumerate(trajs):
             if not 0 <= t.label < len(num_classes_names):
                 raise ValueError(
-                    f"trajs[{k}]: label {t.label} has no name (expected 0 <= label < {len(num_classes_names)})"
+                    f"trajs[{k}]: label {t.label} has no name "
+                    f"(expected 0 <= label < {len(num_classes_names)})"
                 )
         out["label_names"] = np.array([num_classes_names[t.label].encode() for t in trajs], dtype=np.bytes_)
     return out

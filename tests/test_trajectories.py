@@ -89,7 +89,9 @@ def test_single_frame_video_end_to_end():
 
 def test_linked_video_arrays_match_the_inputs():
     # One object drifting over 6 frames with a missed detection at frame 2.
-    boxes = [torch.tensor([[f * 2.0, 0, f * 2.0 + 40, 40]]) if f != 2 else torch.zeros(0, 4) for f in range(6)]
+    boxes = [
+        torch.tensor([[f * 2.0, 0, f * 2.0 + 40, 40]]) if f != 2 else torch.zeros(0, 4) for f in range(6)
+    ]
     scores = [torch.full((len(b),), 0.8) for b in boxes]
     labels = [torch.full((len(b),), 1, dtype=torch.int64) for b in boxes]
     feats = [torch.full((len(b), 3), float(f)) for f, b in enumerate(boxes)]
@@ -126,7 +128,10 @@ def test_arrays_write_to_hdf5(tmp_path):
         (dict(trajs=[Trajectory((2, 0), (0, 0), 0.5, 0)]), "strictly increasing frames"),
         (dict(trajs=[Trajectory((0,), (0,), 0.5, 3)]), "label 3 has no name"),
         (dict(feat0=torch.zeros(2, 6)), r"roi_features\[1\]: expected shape \(K, 6\), got \(0, 5\)"),
-        (dict(box0=torch.zeros(3, 4)), r"boxes\[0\]: expected shape \(2, 4\) to match roi_features\[0\], got \(3, 4\)"),
+        (
+            dict(box0=torch.zeros(3, 4)),
+            r"boxes\[0\]: expected shape \(2, 4\) to match roi_features\[0\], got \(3, 4\)",
+        ),
     ],
 )
 def test_validation(change, message):

@@ -212,12 +212,17 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
 
     reader = FeatureReader(index_paths(config.feat_dir, config.dataset))
     missing: dict[str, int] = {}
-    for name in list(chosen):
+
+    def keep_with_features(name: str) -> list[Question]:
         chosen[name], absent = with_features(chosen[name], reader)
         missing[name] = len(absent)
         if absent:
             report.line(f"warning: {len(absent)} {name} videos have no features in {config.feat_dir} "
                         f"(e.g. {absent[0]}); their questions are left out")
+        return chosen[name]
+
+    keep_with_features("train")
+    keep_with_features("val")
     if not chosen["train"] or not chosen["val"]:
         raise ValueError(f"no training or validation question has features in {config.feat_dir}")
     dims = reader.dims(chosen["train"][0].key)
@@ -309,9 +314,10 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
             break
 
     test_metrics = None
-    if chosen.get("test"):
+    # The first contact with the test split: after training, with the selected checkpoint.
+    test_qs = keep_with_features("test") if chosen.get("test") else []
+    if test_qs:
         model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"])
-        test_qs = chosen["test"]
         test_records, _ = predict(model, loader(test_qs, False), test_qs, answers=answers, device=device)
         write_predictions(test_records, out / "predictions_test.json")
         test_metrics = summarize(test_records, config.dataset)

@@ -43,7 +43,12 @@ class MotionNet(nn.Module):
 
 def build_motion(*, arch: str, weights: Path | None) -> MotionNet:
     """pytorchvideo I3D; random initialisation (current RNG state) when ``weights`` is None."""
-    from pytorchvideo.models.hub.resnet import i3d_r50
+    import warnings
+
+    with warnings.catch_warnings():
+        # pytorchvideo 0.1.5 calls torch.jit.script at import time, which torch 2.14 deprecates.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+        from pytorchvideo.models.hub.resnet import i3d_r50
 
     if arch not in MOTION_WEIGHTS:
         raise ValueError(f"motion arch must be one of {sorted(MOTION_WEIGHTS)}, got {arch!r}")
