@@ -61,7 +61,10 @@ class ModelConfig(_Strict):
     weights: str = "pretrained"  # pretrained (torch.hub cache) | random (smoke tests only) | a directory
     seed: int = 0  # initialises random weights; the same seed gives the same features
     device: str = "auto"  # auto = cuda when available, else cpu
-    batch_size: int = Field(16, ge=1)  # frames (ResNet, detector) or clips (I3D) per forward pass
+    batch_size: int = Field(16, ge=1)  # frames (ResNet) or clips (I3D) per forward pass
+    fixed_batch: bool = True  # pad every ResNet/I3D batch to batch_size: a video's features then do
+    #                           not depend on which videos share its batch (bit for bit)
+    detector_batch_size: int = Field(1, ge=1)  # equal-size frames per detector pass; 1 is batch-invariant
     num_objects: int = Field(10, ge=1)  # N boxes per step (MASN: 10)
     detector_score_thresh: float = 0.001  # low so that real frames yield num_objects boxes
     detector_candidates: int = 100  # detections out of the detector's per-class NMS

@@ -69,6 +69,13 @@ def _to_float(frame: np.ndarray, device: torch.device) -> Tensor:
     return t.movedim(-1, 0).float().div_(255.0)
 
 
+def _pad_batch(batch: Tensor, size: int) -> Tensor:
+    """Zero-pad the first dimension of ``batch`` up to ``size``."""
+    if batch.shape[0] >= size:
+        return batch
+    return torch.cat([batch, batch.new_zeros((size - batch.shape[0], *batch.shape[1:]))])
+
+
 def _square(images: Tensor, size: int) -> Tensor:
     """Resize [B, 3, H, W] (any H, W) to [B, 3, size, size], antialiased."""
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -101,6 +108,11 @@ class FeatureExtractor(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def _pad(self, batch: Tensor) -> Tensor:
+        # Kernels pick their blocking by batch size; one size for every call makes each
+        # sample's result independent of its companions.
+        return _pad_batch(batch, self.config.batch_size) if self.config.fixed_batch else batch
+
     @torch.inference_mode()
     def forward(self, videos: Sequence[DecodedVideo]) -> list[VideoFeatures]:
         steps = [
@@ -129,7 +141,8 @@ class FeatureExtractor(nn.Module):
         for start in range(0, len(steps), self.config.batch_size):
             chunk = steps[start : start + self.config.batch_size]
             images = torch.stack([_square(_to_float(s.frame, self.device)[None], size)[0] for s in chunk])
-            pooled, c5 = self.appearance(images)  # [B, 2048], [B, 2048, h, w]
+            pooled, c5 = self.appearance(self._pad(images))  # [B, 2048], [B, 2048, h, w]
+            pooled, c5 = pooled[: len(chunk)], c5[: len(chunk)]
             globals_.append(pooled)
             if detections is not None:
                 boxes = [
@@ -187,7 +200,7 @@ class FeatureExtractor(nn.Module):
                 _square(_to_float(videos[v].grid_frames(window), self.device).movedim(1, 0), size).movedim(0, 1)
                 for v, _, window in chunk
             ])  # [B, 3, L, S, S]
-            fmap = self.motion(batch).mean(dim=2)  # [B, 2048, h, w], time-averaged
+            fmap = self.motion(self._pad(batch))[: len(chunk)].mean(dim=2)  # [B, 2048, h, w], time-averaged
             pooled_all.append(fmap.mean(dim=(2, 3)))
             if box_lists is not None:
                 boxes = box_lists[start : start + len(chunk)]
@@ -238,6 +251,7 @@ def build_extractor(config: ModelConfig, stages: Sequence[str], weights: dict[st
             candidates=config.detector_candidates,
             top_k=config.num_objects,
             agnostic_nms_iou=config.agnostic_nms_iou,
+            batch_size=config.detector_batch_size,
         )
     if "motion" in needed:
         torch.manual_seed(config.seed + 2)

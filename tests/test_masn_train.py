@@ -123,7 +123,8 @@ def test_overfits_a_tiny_subset(tmp_path):
     answers = ["cat", "dog", "ball", "car"]
     train_qs = [frameqa(k, f"t{k}", answers[int(k) % 4], "train") for k in keys[:8]]
     val_qs = [frameqa(k, f"v{k}", answers[int(k) % 4], "train") for k in keys[8:]]
-    cfg = config(tmp_path, epochs=30, batch_size=8, lr=5e-3, model=ModelConfig(hidden_size=32, location_dim=8, dropout=0.0))
+    cfg = config(tmp_path, epochs=30, batch_size=8, lr=5e-3,
+                 model=ModelConfig(hidden_size=32, location_dim=8, dropout=0.0))
     train(cfg, {"train": train_qs, "val": val_qs})
     history = jsonl(tmp_path / "out" / "metrics.jsonl")
     assert history[0]["train_loss"] > 1.0  # about ln 4 at the start
@@ -253,3 +254,18 @@ def test_msvd_layout_and_nextqa_evaluation(tmp_path):
         f"{q.key},100,640,480,{q.question},{q.answer},{q.qid},{q.task},{','.join(q.candidates)}\n" for q in nqs[4:]))
     run = json.loads((nextqa_dir / "out" / "run.json").read_text())
     assert evaluate_nextqa(nextqa_dir / "out" / "predictions_test.json", annotations) == run["test"]
+
+
+def test_trains_from_the_dataset_adapter_and_evaluates_a_split(tmp_path):
+    from extract.datasets import load_dataset
+    from extract.masn.evaluate import evaluate_checkpoint
+
+    root = tmp_path / "demo"
+    videos = load_dataset("demo", root).videos  # generates the synthetic TGIF-format dataset
+    write_features(tmp_path / "feat", "demo", {video.key: 4 for video in videos})
+    checkpoint = train(config(tmp_path, dataset="demo", task="frameqa", data_root=root))
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["validation"].startswith("carved") and run["questions"]["test"] > 0
+    metrics = evaluate_checkpoint(checkpoint, data_root=root, feat_dir=tmp_path / "feat", split="test", device="cpu")
+    assert metrics == run["test"]
+    assert json.loads((tmp_path / "out" / "predictions_test.json").read_text())

@@ -109,7 +109,8 @@ def build_examples(
             rows = tuple(_choice_tokens(question, words.encode(c), max_tokens) for c in q.candidates)
             target = float(int(q.answer))
             if not 0 <= target < len(q.candidates):
-                raise ValueError(f"question {q.key}_{q.qid}: answer index {q.answer!r} outside its {len(q.candidates)} candidates")
+                raise ValueError(f"question {q.key}_{q.qid}: answer index {q.answer!r} outside its "
+                                 f"{len(q.candidates)} candidates")
         else:
             rows = (tuple(question[:max_tokens]),)
             if head == "count":

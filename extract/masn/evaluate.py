@@ -8,7 +8,7 @@ that loads with ``torch.load(path, weights_only=True)``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -54,7 +54,8 @@ def _record(question: Question, decided: int, head: Head, answers: AnswerVocab |
         prediction, answer = decided, int(round(float(question.answer)))
     else:
         prediction, answer = decided, int(question.answer)
-    return {"video": question.key, "qid": question.qid, "task": question.task, "prediction": prediction, "answer": answer}
+    return {"video": question.key, "qid": question.qid, "task": question.task,
+            "prediction": prediction, "answer": answer}
 
 
 @torch.no_grad()
@@ -65,12 +66,17 @@ def predict(
     *,
     answers: AnswerVocab | None,
     device: torch.device,
+    progress: Callable[[Iterable, int, str], Iterable] | None = None,
 ) -> tuple[list[dict], float]:
-    """One pass over ``loader`` (built on ``questions``): prediction records and the mean loss."""
+    """One pass over ``loader`` (built on ``questions``): prediction records and the mean loss.
+
+    progress: wraps the batches, given ``(batches, number of batches, description)``, to show progress.
+    """
     model.eval()
     head = model.head_kind
     records, loss_sum = [], 0.0
-    for batch in loader:
+    batches = progress(loader, len(loader), "predicting") if progress else loader
+    for batch in batches:
         batch = batch.to(device)
         output = model(batch)
         loss_sum += head_loss(head, output, batch.targets).item() * len(batch)
@@ -93,7 +99,7 @@ def evaluate(
     JSON to ``out`` and return the metrics (``metrics.summarize``).
 
     Questions of other TGIF tasks are ignored; questions whose video has no features are left out
-    with a warning (their count is returned under ``missing_videos`` when non-zero).
+    with a logged warning (they are then absent from the predictions JSON).
     """
     torch_device = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=str(torch_device))
@@ -105,7 +111,8 @@ def evaluate(
     reader = FeatureReader(index_paths(feat_dir, dataset))
     selected, missing = with_features(select_questions(questions, dataset, task), reader)
     if missing:
-        log.warning("%d videos have no MASN features in %s and are left out (e.g. %s)", len(missing), feat_dir, missing[0])
+        log.warning("%d videos have no MASN features in %s and are left out (e.g. %s)",
+                    len(missing), feat_dir, missing[0])
     if not selected:
         raise ValueError(f"no {dataset} {task or ''} question with features in {feat_dir} to evaluate")
     examples = build_examples(selected, head=model.head_kind, words=words, answers=answers,
@@ -114,8 +121,7 @@ def evaluate(
                          shuffle=False, num_workers=num_workers, seed=0)
     records, _ = predict(model, loader, selected, answers=answers, device=torch_device)
     write_predictions(records, out)
-    metrics = summarize(records, dataset)
-    return {**metrics, "missing_videos": float(len(missing))} if missing else metrics
+    return summarize(records, dataset)
 
 
 def evaluate_checkpoint(

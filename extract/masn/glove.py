@@ -88,7 +88,8 @@ def load_glove(glove: Path, words: Sequence[str], *, cache_dir: Path) -> WordVec
             parts = line.rstrip().split(" ")
             if len(parts) <= dim:
                 if parts[0] in wanted:
-                    raise ValueError(f"{glove}:{line_number}: expected {dim} values after {parts[0]!r}, got {len(parts) - 1}")
+                    raise ValueError(f"{glove}:{line_number}: expected {dim} values after {parts[0]!r}, "
+                                     f"got {len(parts) - 1}")
                 continue
             row = wanted.get(" ".join(parts[:-dim]))
             if row is None or have[row]:

@@ -124,7 +124,8 @@ def read_predictions(path: Path) -> dict[str, dict]:
     """A predictions file as written by ``write_predictions`` (or by the NExT-QA authors' code)."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not all(isinstance(v, dict) and "prediction" in v for v in data.values()):
-        raise ValueError(f"{path}: expected a JSON object mapping '<video>_<qid>' to {{'prediction': ..., 'answer': ...}}")
+        raise ValueError(f"{path}: expected a JSON object mapping '<video>_<qid>' to "
+                         "{'prediction': ..., 'answer': ...}")
     return data
 
 

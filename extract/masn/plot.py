@@ -25,7 +25,8 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [low + (high - low) * i / (count - 1) for i in range(count)]
 
 
-def _panel(title: str, epochs: Sequence[int], series: Mapping[str, Sequence[float | None]], marked: int | None) -> Image.Image:
+def _panel(title: str, epochs: Sequence[int], series: Mapping[str, Sequence[float | None]],
+           marked: int | None) -> Image.Image:
     image = Image.new("RGB", _PANEL, "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()

@@ -30,7 +30,8 @@ def head_for(dataset: str, task: str | None) -> Head:
     MSVD/MSRVTT open-ended classification. TGIF-format datasets need a task, the others take none."""
     if dataset in TGIF_FORMAT:
         if task not in TGIF_TASKS:
-            raise ValueError(f"dataset {dataset!r} trains one task at a time: pass task as one of {sorted(TGIF_TASKS)}, got {task!r}")
+            raise ValueError(f"dataset {dataset!r} trains one task at a time: pass task as one of "
+                             f"{sorted(TGIF_TASKS)}, got {task!r}")
         return TGIF_TASKS[task]
     if task is not None:
         raise ValueError(f"dataset {dataset!r} trains on all its questions; task must be None, got {task!r}")
@@ -72,17 +73,12 @@ def default_batch_size(head: Head) -> int:
 
 
 def load_splits(dataset: str, data_root: Path) -> dict[str, list[Question]]:
-    """Questions per split through ``extract.datasets.load_dataset``: train and test for TGIF-format
-    datasets, train, val and test otherwise. A split whose annotation file is absent (e.g. NExT-QA
-    test) is left out; train must exist."""
+    """Questions per split (``train``, and ``val`` and ``test`` where the dataset has them) through
+    ``extract.datasets.load_dataset``. Raises ValueError when there are no training questions."""
     from extract.datasets import load_dataset
 
     source = load_dataset(dataset, data_root)
-    splits: dict[str, list[Question]] = {}
-    for name in ("train", "test") if dataset in TGIF_FORMAT else ("train", "val", "test"):
-        try:
-            splits[name] = list(source.questions(name))
-        except FileNotFoundError:
-            if name == "train":
-                raise
-    return splits
+    splits = {name: source.questions(name) for name in ("train", "val", "test")}
+    if not splits["train"]:
+        raise ValueError(f"the {dataset} annotations under {data_root} have no training questions")
+    return {name: questions for name, questions in splits.items() if questions}

@@ -31,12 +31,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from extract.datasets.base import Question
-from extract.masn.data import FeatureReader, Head, MasnDataset, build_examples, carve_validation, make_loader
+from extract.masn.data import Batch, FeatureReader, Head, MasnDataset, build_examples, carve_validation, make_loader
 from extract.masn.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
 from extract.masn.glove import WordVectors, load_glove, random_word_vectors
 from extract.masn.layout import index_paths
 from extract.masn.losses import decide, head_loss
-from extract.masn.metrics import selection_metric, summarize, write_predictions
+from extract.masn.metrics import format_table, selection_metric, summarize, write_predictions
 from extract.masn.model import MASN, ModelConfig
 from extract.masn.plot import plot_history
 from extract.masn.tasks import (
@@ -149,7 +149,10 @@ def _check_inputs(config: TrainConfig) -> None:
                               "choose another out_dir or set overwrite=True")
 
 
-def _prepare_splits(config: TrainConfig, splits: Mapping[str, Sequence[Question]]) -> tuple[dict[str, list[Question]], str]:
+def _prepare_splits(config: TrainConfig,
+                    splits: Mapping[str, Sequence[Question]]) -> tuple[dict[str, list[Question]], str]:
+    """The questions of each split for this dataset/task, with a validation split carved from train if
+    there is none; and a description of where the validation split came from."""
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown or "train" not in splits:
         raise ValueError(f"splits must be a mapping with 'train' and optionally 'val', 'test'; got {sorted(splits)}")
@@ -191,6 +194,29 @@ def _write_json(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def _train_epoch(model: MASN, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
+                 device: torch.device) -> tuple[float, float]:
+    """One pass of gradient steps: mean loss, and accuracy (%) or Count MSE of the decisions made on the way."""
+    model.train()
+    head = model.head_kind
+    loss_sum, right, squared, seen = 0.0, 0, 0.0, 0
+    for batch in batches:
+        batch = batch.to(device)
+        output = model(batch)
+        loss = head_loss(head, output, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        decided = decide(head, output.detach())  # [B]
+        loss_sum += loss.item() * len(batch)
+        seen += len(batch)
+        if head == "count":
+            squared += float(((decided.float() - batch.targets) ** 2).sum())
+        else:
+            right += int((decided == batch.targets.long()).sum())
+    return loss_sum / seen, squared / seen if head == "count" else 100.0 * right / seen
 
 
 def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None = None) -> Path:
@@ -251,7 +277,8 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     batch_size = config.batch_size or default_batch_size(head)
 
     def loader(questions: list[Question], shuffle: bool):
-        examples = build_examples(questions, head=head, words=words, answers=answers, max_tokens=config.max_question_tokens)
+        examples = build_examples(questions, head=head, words=words, answers=answers,
+                                  max_tokens=config.max_question_tokens)
         return make_loader(MasnDataset(examples, reader, max_steps=max_steps), batch_size=batch_size, shuffle=shuffle,
                            num_workers=config.num_workers, seed=config.seed)
 
@@ -269,29 +296,16 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     best_epoch, best_score = None, float("-inf")
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.time()
-        model.train()
-        loss_sum, right, squared, seen = 0.0, 0, 0.0, 0
-        for batch in report.iterate(train_loader, len(train_loader), f"epoch {epoch}/{config.epochs}"):
-            batch = batch.to(device)
-            output = model(batch)
-            loss = head_loss(head, output, batch.targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            decided = decide(head, output.detach())
-            loss_sum += loss.item() * len(batch)
-            seen += len(batch)
-            if head == "count":
-                squared += float(((decided.float() - batch.targets) ** 2).sum())
-            else:
-                right += int((decided == batch.targets.long()).sum())
-        val_records, val_loss = predict(model, val_loader, val_qs, answers=answers, device=device)
+        batches = report.iterate(train_loader, len(train_loader), f"epoch {epoch}/{config.epochs}")
+        train_loss, train_metric = _train_epoch(model, batches, optimizer, device)
+        val_records, val_loss = predict(model, val_loader, val_qs, answers=answers, device=device,
+                                        progress=report.iterate)
         selection = selection_metric(val_records, head)
         improved = selection[1] > best_score
         entry = {
             "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            f"train_{metric}": squared / seen if head == "count" else 100.0 * right / seen,
+            "train_loss": train_loss,
+            f"train_{metric}": train_metric,
             "val_loss": val_loss,
             f"val_{metric}": -selection[1] if head == "count" else selection[1],
             "val": summarize(val_records, config.dataset),
@@ -318,10 +332,11 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     test_qs = keep_with_features("test") if chosen.get("test") else []
     if test_qs:
         model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"])
-        test_records, _ = predict(model, loader(test_qs, False), test_qs, answers=answers, device=device)
+        test_records, _ = predict(model, loader(test_qs, False), test_qs, answers=answers, device=device,
+                                  progress=report.iterate)
         write_predictions(test_records, out / "predictions_test.json")
         test_metrics = summarize(test_records, config.dataset)
-        report.line(f"test ({len(test_qs)} questions, epoch {best_epoch} checkpoint): {test_metrics}")
+        report.line(format_table(test_metrics, title=f"test, {len(test_qs)} questions, epoch {best_epoch} checkpoint:"))
 
     def without_class(questions: list[Question]) -> int:
         return sum(answers.index(q.answer) == NO_CLASS for q in questions) if answers else 0

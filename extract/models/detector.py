@@ -57,11 +57,12 @@ class Detector(nn.Module):
         agnostic_nms_iou: IoU above which lower-scored boxes of any class are dropped.
     """
 
-    def __init__(self, model: nn.Module, *, top_k: int, agnostic_nms_iou: float) -> None:
+    def __init__(self, model: nn.Module, *, top_k: int, agnostic_nms_iou: float, batch_size: int = 1) -> None:
         super().__init__()
         self.model = model
         self.top_k = top_k
         self.agnostic_nms_iou = agnostic_nms_iou
+        self.batch_size = batch_size
 
     def forward(self, images: list[Tensor]) -> list[Detections]:
         """
@@ -70,7 +71,7 @@ class Detector(nn.Module):
         Returns:
             one ``Detections`` per image, at most ``top_k`` boxes each.
         """
-        from torchvision.ops import nms
+        from torchvision.ops import clip_boxes_to_image, nms
 
         # torchvision pads a batch to its largest image, which changes the features near the
         # border: batching only equal sizes keeps every frame's result independent of its batch.
@@ -79,12 +80,16 @@ class Detector(nn.Module):
             by_size[tuple(img.shape[-2:])].append(i)
         raw: list[dict] = [{}] * len(images)
         for indices in by_size.values():
-            for i, out in zip(indices, self.model([images[i] for i in indices])):
-                raw[i] = out
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                for i, out in zip(chunk, self.model([images[i] for i in chunk])):
+                    raw[i] = out
         results = []
-        for out in raw:
-            keep = nms(out["boxes"], out["scores"], self.agnostic_nms_iou)[: self.top_k]
-            results.append(Detections(out["boxes"][keep], out["scores"][keep], out["labels"][keep]))
+        for img, out in zip(images, raw):
+            # Rescaling from the detector's input size can overshoot the frame by a rounding error.
+            boxes = clip_boxes_to_image(out["boxes"], tuple(img.shape[-2:]))
+            keep = nms(boxes, out["scores"], self.agnostic_nms_iou)[: self.top_k]
+            results.append(Detections(boxes[keep], out["scores"][keep], out["labels"][keep]))
         return results
 
 
@@ -98,6 +103,7 @@ def build_detector(
     candidates: int,
     top_k: int,
     agnostic_nms_iou: float,
+    batch_size: int = 1,
 ) -> Detector:
     """torchvision Faster R-CNN with COCO classes.
 
@@ -109,6 +115,8 @@ def build_detector(
             real frames yield ``top_k`` boxes wherever the detector sees them.
         candidates: detections per image out of torchvision's per-class NMS.
         top_k: boxes kept after class-agnostic NMS.
+        batch_size: equal-size frames per forward pass. 1 makes each frame's detections
+            independent of the other frames in the call (bit for bit); larger is faster on a GPU.
     """
     from torchvision.models import detection
 
@@ -126,4 +134,4 @@ def build_detector(
     )
     if weights is not None:
         model.load_state_dict(load_state_dict(weights))
-    return Detector(model.eval(), top_k=top_k, agnostic_nms_iou=agnostic_nms_iou)
+    return Detector(model.eval(), top_k=top_k, agnostic_nms_iou=agnostic_nms_iou, batch_size=batch_size)
