@@ -100,6 +100,58 @@ def verify(
     typer.echo(f"{out}: OK")
 
 
+@app.command()
+def viz(
+    out: Path = typer.Argument(..., help="output directory"),
+    key: str = typer.Argument(..., help="video key"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG contact sheet, or .gif (default OUT/viz/KEY.png)"),
+) -> None:
+    """Draw a video's boxes (with labels) and trajectories on its sampled frames."""
+    from extract.viz import render
+
+    try:
+        path = render(out, key, output or out / "viz" / f"{key}.png")
+    except (KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    typer.echo(str(path))
+
+
+@app.command()
+def link(
+    detections: Path = typer.Argument(..., help='JSON: {"frames": [{"time", "boxes", "scores", "labels"}, ...]}'),
+    output: Path = typer.Option(..., "-o", "--output", help="trajectories JSON"),
+    link_iou: Optional[float] = typer.Option(None, help="IoU to link boxes of nearby frames"),
+    suppress_iou: Optional[float] = typer.Option(None, help="IoU at which a selected box suppresses others"),
+    max_gap: Optional[int] = typer.Option(None, help="frames a link may skip"),
+    class_agnostic: Optional[bool] = typer.Option(None, "--class-agnostic/--class-aware", help="link across labels"),
+    min_length: Optional[int] = typer.Option(None, help="drop shorter trajectories"),
+    top_n: Optional[int] = typer.Option(None, help="keep at most N trajectories (0 = no cap)"),
+    rescore: Optional[str] = typer.Option(None, help="mean | max"),
+    min_score: Optional[float] = typer.Option(None, help="stop when the best path scores less"),
+) -> None:
+    """Link detections you already have into trajectories (improved seq-NMS)."""
+    import dataclasses
+    import json
+
+    from extract.linking import LinkConfig, detections_from_json, link_detections, trajectories_to_json
+
+    given = {
+        "link_iou": link_iou, "suppress_iou": suppress_iou, "max_gap": max_gap, "class_agnostic": class_agnostic,
+        "min_length": min_length, "rescore": rescore, "min_score": min_score,
+    }
+    settings = {k: v for k, v in given.items() if v is not None}
+    if top_n is not None:
+        settings["top_n"] = top_n or None
+    try:
+        config = dataclasses.replace(LinkConfig(), **settings)
+        _, boxes, scores, labels = detections_from_json(json.loads(detections.read_text()))
+    except (ValueError, OSError) as e:
+        _fail(f"{detections}: {e}")
+    trajectories = link_detections(boxes, scores, labels, config)
+    output.write_text(json.dumps(trajectories_to_json(trajectories), indent=1))
+    typer.echo(f"{len(trajectories)} trajectories -> {output}")
+
+
 def main() -> None:
     app()
 

@@ -11,6 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from extract.linking import LinkConfig
 from extract.sampling import SamplingConfig
 
 STAGES = ("appearance", "objects", "motion", "trajectories")
@@ -68,6 +69,7 @@ class ModelConfig(_Strict):
     num_objects: int = Field(10, ge=1)  # N boxes per step (MASN: 10)
     detector_score_thresh: float = 0.001  # low so that real frames yield num_objects boxes
     detector_candidates: int = 100  # detections out of the detector's per-class NMS
+    trajectory_candidates: int = 50  # boxes per trajectory frame offered to seq-NMS
     agnostic_nms_iou: float = 0.5  # class-agnostic NMS before taking the top num_objects
     roi_output_size: int = 7  # RoIAlign grid, averaged to one vector per box
     roi_sampling_ratio: int = 2  # RoIAlign samples per bin side
@@ -92,6 +94,7 @@ class RunConfig(_Strict):
     prefetch: int = Field(4, ge=1)  # videos decoded ahead of the models
     sampling: SamplingConfig = SamplingConfig()
     model: ModelConfig = ModelConfig()
+    linking: LinkConfig = LinkConfig()  # improved seq-NMS of the trajectories stage
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -22,9 +22,11 @@ from torch import Tensor, nn
 from extract.config import ModelConfig
 from extract.geometry import pad_rows, roi_mean_features, scale_boxes, spatial_features
 from extract.models.appearance import APPEARANCE_WEIGHTS, AppearanceNet, build_appearance
-from extract.models.detector import DETECTOR_WEIGHTS, Detections, Detector, build_detector
+from extract.linking import LinkConfig, link_detections
+from extract.models.detector import DETECTOR_WEIGHTS, Detections, Detector, build_detector, category_names
 from extract.models.motion import MOTION_WEIGHTS, MotionNet, build_motion
 from extract.models.weights import WeightsSpec, resolve_weights
+from extract.trajectories import trajectory_arrays
 from extract.video import DecodedVideo
 
 VideoFeatures = dict[str, np.ndarray]
@@ -98,11 +100,14 @@ class FeatureExtractor(nn.Module):
         motion: MotionNet | None,
         config: ModelConfig,
         stages: Sequence[str],
+        linking: LinkConfig = LinkConfig(),
     ) -> None:
         super().__init__()
         self.appearance, self.detector, self.motion = appearance, detector, motion
         self.config = config
         self.stages = tuple(stages)
+        self.linking = linking
+        self.class_names = category_names()
 
     @property
     def device(self) -> torch.device:
@@ -115,78 +120,83 @@ class FeatureExtractor(nn.Module):
 
     @torch.inference_mode()
     def forward(self, videos: Sequence[DecodedVideo]) -> list[VideoFeatures]:
-        steps = [
-            _Step(v, s, frame)
-            for v, video in enumerate(videos)
-            for s, frame in enumerate(video.grid_frames(video.steps))
-        ]
         per_video: list[VideoFeatures] = [{} for _ in videos]
-        detections = self._detect(steps) if "objects" in self.stages else None
         if {"appearance", "objects"} & set(self.stages):
-            self._appearance(videos, steps, detections, per_video)
+            self._appearance(videos, per_video)
         if "motion" in self.stages:
-            self._motion(videos, detections, per_video)
+            self._motion(videos, per_video)
+        if "trajectories" in self.stages:
+            self._trajectories(videos, per_video)
         return per_video
 
-    def _detect(self, steps: list[_Step]) -> list[Detections]:
+    def _frames(self, videos: Sequence[DecodedVideo], grid_indices) -> list[_Step]:
+        """Frames of every video at ``grid_indices(video)``, videos first, then time."""
+        return [
+            _Step(v, s, frame)
+            for v, video in enumerate(videos)
+            for s, frame in enumerate(video.grid_frames(grid_indices(video)))
+        ]
+
+    def _detect(self, steps: list[_Step], top_k: int) -> list[Detections]:
         out: list[Detections] = []
         for chunk in _chunks(steps, self.config.batch_size):
-            out.extend(self.detector([_to_float(s.frame, self.device) for s in chunk]))
+            out.extend(self.detector([_to_float(s.frame, self.device) for s in chunk], top_k=top_k))
         return out
 
-    def _appearance(self, videos, steps, detections, per_video) -> None:
+    def _resnet(self, videos, steps: list[_Step], detections: list[Detections] | None) -> tuple[Tensor, list[Tensor]]:
+        """ResNet on every step frame: pooled Tensor[S, 2048] and, per step, RoI features
+        Tensor[K_s, 2048] of its detections on the C5 map of the same pass."""
         size = self.config.architecture.appearance_size
-        n = self.config.num_objects
-        globals_, objects = [], []
+        pooled_all, objects = [], []
         for start in range(0, len(steps), self.config.batch_size):
             chunk = steps[start : start + self.config.batch_size]
             images = torch.stack([_square(_to_float(s.frame, self.device)[None], size)[0] for s in chunk])
             pooled, c5 = self.appearance(self._pad(images))  # [B, 2048], [B, 2048, h, w]
-            pooled, c5 = pooled[: len(chunk)], c5[: len(chunk)]
-            globals_.append(pooled)
+            pooled_all.append(pooled[: len(chunk)])
             if detections is not None:
                 boxes = [
                     scale_boxes(d.boxes, (videos[s.video].width, videos[s.video].height), (size, size))
                     for s, d in zip(chunk, detections[start : start + len(chunk)])
                 ]
                 feats = roi_mean_features(
-                    c5,
+                    c5[: len(chunk)],
                     boxes,
                     image_size=(size, size),
                     output_size=self.config.roi_output_size,
                     sampling_ratio=self.config.roi_sampling_ratio,
                 )  # [sum K, 2048]
                 objects.extend(torch.split(feats, [len(b) for b in boxes]))
-        pooled_all = torch.cat(globals_)
-        for i, s in enumerate(steps):
-            per_video[s.video].setdefault("_appearance", []).append(pooled_all[i])
-            if detections is not None:
-                d, video = detections[i], videos[s.video]
-                record = per_video[s.video]
-                record.setdefault("_objects", []).append(pad_rows(objects[i], n))
-                record.setdefault("_boxes", []).append(pad_rows(d.boxes, n))
-                record.setdefault("_spatial", []).append(pad_rows(spatial_features(d.boxes, video.width, video.height), n))
-                record.setdefault("_scores", []).append(pad_rows(d.scores, n))
-                record.setdefault("_labels", []).append(pad_rows(d.labels, n))
-                record.setdefault("_num_boxes", []).append(torch.tensor(len(d.boxes)))
-        for record in per_video:
-            stacked = {k[1:]: torch.stack(v).cpu().numpy() for k, v in record.items() if k.startswith("_")}
-            record.clear()
-            if "appearance" in self.stages:
-                record["appearance"] = stacked["appearance"].astype(np.float32)
-            if detections is not None:
-                record["image_features"] = stacked["objects"].astype(np.float32)
-                record["spatial_features"] = stacked["spatial"].astype(np.float32)
-                record["detections/boxes"] = stacked["boxes"].astype(np.float32)
-                record["detections/scores"] = stacked["scores"].astype(np.float32)
-                record["detections/labels"] = stacked["labels"].astype(np.int64)
-                record["detections/num_boxes"] = stacked["num_boxes"].astype(np.int64)
+        return torch.cat(pooled_all), objects
 
-    def _motion(self, videos, detections, per_video) -> None:
+    def _appearance(self, videos, per_video) -> None:
+        steps = self._frames(videos, lambda video: video.steps)
+        detections = self._detect(steps, self.config.num_objects) if "objects" in self.stages else None
+        pooled, objects = self._resnet(videos, steps, detections)
+        n = self.config.num_objects
+        for v, video in enumerate(videos):
+            idx = [i for i, s in enumerate(steps) if s.video == v]
+            record = per_video[v]
+            if "appearance" in self.stages:
+                record["appearance"] = pooled[idx].cpu().numpy().astype(np.float32)
+            if detections is None:
+                continue
+            dets = [detections[i] for i in idx]
+
+            def stack(rows: list[Tensor]) -> np.ndarray:
+                return torch.stack([pad_rows(r, n) for r in rows]).cpu().numpy()
+
+            record["image_features"] = stack([objects[i] for i in idx]).astype(np.float32)
+            record["spatial_features"] = stack([spatial_features(d.boxes, video.width, video.height) for d in dets]).astype(np.float32)
+            record["detections/boxes"] = stack([d.boxes for d in dets]).astype(np.float32)
+            record["detections/scores"] = stack([d.scores for d in dets]).astype(np.float32)
+            record["detections/labels"] = stack([d.labels for d in dets]).astype(np.int64)
+            record["detections/num_boxes"] = np.array([len(d.boxes) for d in dets], dtype=np.int64)
+
+    def _motion(self, videos, per_video) -> None:
         size = self.config.architecture.motion_size
         clips = [(v, t, window) for v, video in enumerate(videos) for t, window in enumerate(video.windows)]
         box_lists = None
-        if detections is not None:
+        if "objects" in self.stages:
             # Each step's boxes, in the order of `clips` (both walk videos, then steps).
             box_lists = [
                 scale_boxes(torch.from_numpy(per_video[v]["detections/boxes"][t, : per_video[v]["detections/num_boxes"][t]]).to(self.device),
@@ -213,7 +223,7 @@ class FeatureExtractor(nn.Module):
                 )
                 objects.extend(torch.split(feats, [len(b) for b in boxes]))
         pooled = torch.cat(pooled_all).cpu().numpy().astype(np.float32)
-        offset = 0
+        offset = 0  # clips are ordered by video, then step
         for v, video in enumerate(videos):
             t = len(video.steps)
             per_video[v]["motion"] = pooled[offset : offset + t]
@@ -224,12 +234,38 @@ class FeatureExtractor(nn.Module):
             offset += t
 
 
-def build_extractor(config: ModelConfig, stages: Sequence[str], weights: dict[str, object] | None = None) -> FeatureExtractor:
+    def _trajectories(self, videos, per_video) -> None:
+        frames = self._frames(videos, lambda video: video.trajectory_steps)
+        detections = self._detect(frames, self.config.trajectory_candidates)
+        _, features = self._resnet(videos, frames, detections)
+        for v, video in enumerate(videos):
+            idx = [i for i, s in enumerate(frames) if s.video == v]
+            dets = [detections[i] for i in idx]
+            boxes = [d.boxes.cpu() for d in dets]
+            trajs = link_detections(boxes, [d.scores.cpu() for d in dets], [d.labels.cpu() for d in dets], self.linking)
+            arrays = trajectory_arrays(
+                trajs,
+                [features[i].cpu() for i in idx],
+                boxes,
+                (video.trajectory_steps / video.sampling.fps).tolist(),
+                video.duration,
+                self.class_names,
+            )
+            per_video[v].update({f"trajectories/{name}": array for name, array in arrays.items()})
+
+
+def build_extractor(
+    config: ModelConfig,
+    stages: Sequence[str],
+    weights: dict[str, object] | None = None,
+    linking: LinkConfig = LinkConfig(),
+) -> FeatureExtractor:
     """Build the models the stages need, on ``config.device``.
 
     Args:
         weights: resolved checkpoint path (or None for random) per role, as returned by
             ``resolve_all_weights``; resolved here when not given.
+        linking: seq-NMS settings of the trajectories stage.
     """
     if weights is None:
         weights = resolve_all_weights(config, stages)
@@ -249,14 +285,15 @@ def build_extractor(config: ModelConfig, stages: Sequence[str], weights: dict[st
             max_size=arch.detector_max_size,
             score_thresh=config.detector_score_thresh,
             candidates=config.detector_candidates,
-            top_k=config.num_objects,
             agnostic_nms_iou=config.agnostic_nms_iou,
             batch_size=config.detector_batch_size,
         )
     if "motion" in needed:
         torch.manual_seed(config.seed + 2)
         motion = build_motion(arch=arch.motion_arch, weights=weights["motion"])
-    extractor = FeatureExtractor(appearance=appearance, detector=detector, motion=motion, config=config, stages=stages)
+    extractor = FeatureExtractor(
+        appearance=appearance, detector=detector, motion=motion, config=config, stages=stages, linking=linking
+    )
     return extractor.to(resolve_device(config.device)).eval()
 
 

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.store import DONE, FAILED, MASN_DIR, OutputDir, sha256_file
-
-# Arrays whose NaNs are meaningful (a trajectory absent from a frame).
-NAN_ALLOWED = {"trajectories"}
+from extract.store import DONE, FAILED, MASN_DIR, TRAJECTORIES, OutputDir, nan_allowed, sha256_file
 
 
 def _video_arrays(f, key: str) -> dict[str, object]:
@@ -45,7 +42,8 @@ def inspect_output(root: Path) -> list[str]:
         with h5py.File(out.shards / shard, "r") as f:
             for key in keys:
                 for name, ds in _video_arrays(f, key).items():
-                    shapes[name][f"{('T',) + ds.shape[1:]} {ds.dtype}"] += 1
+                    first = "N" if name.startswith(TRAJECTORIES) else "T"
+                    shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
     lines.append(f"{len(by_shard)} shards")
     for name in sorted(shapes):
         kinds = ", ".join(f"{shape} x{n}" for shape, n in shapes[name].most_common())
@@ -99,13 +97,13 @@ def _verify_video(f, key: str, record: dict, shard: str) -> list[str]:
     if not arrays:
         return [f"{key}: manifest says done in {shard} but the shard has no data for it"]
     problems = []
-    steps = {name: ds.shape[0] for name, ds in arrays.items() if not name.startswith("trajectories")}
+    steps = {name: ds.shape[0] for name, ds in arrays.items() if not name.startswith(TRAJECTORIES)}
     if len(set(steps.values())) > 1:
         problems.append(f"{key}: arrays disagree on T: {steps}")
     if record.get("steps") is not None and steps and set(steps.values()) != {record["steps"]}:
         problems.append(f"{key}: manifest T = {record['steps']} but arrays have {sorted(set(steps.values()))}")
     for name, ds in arrays.items():
-        if ds.dtype.kind == "f" and name.split("/")[0] not in NAN_ALLOWED and not np.isfinite(ds[()]).all():
+        if ds.dtype.kind == "f" and not nan_allowed(name) and not np.isfinite(ds[()]).all():
             problems.append(f"{key}: {name} has NaN or Inf")
     return problems
 

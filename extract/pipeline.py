@@ -102,8 +102,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
         if config.model.threads:
             torch.set_num_threads(config.model.threads)
-        extractor = build_extractor(config.model, config.stages, weights)
-        attrs = {"config": config.model_dump(mode="json"), "weights": weights_desc, "versions": package_versions()}
+        extractor = build_extractor(config.model, config.stages, weights, config.linking)
+        attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
         bar = Progress(len(todo), enabled=progress)
 

@@ -5,6 +5,7 @@
     OUT/manifest.jsonl         one JSON record per line, appended after a shard's rename;
                                the last record of a key wins
     OUT/masn/...               index files of HDF5 external links into the shards
+    OUT/trajectories.h5        ``/K`` links to each video's trajectory group
     OUT/run.json               config, versions, weights, timings, failures
     OUT/.lock                  flock held by the running extraction
 
@@ -37,6 +38,9 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 MASN_DIR = "masn"
 
+TRAJECTORY_INDEX = "trajectories.h5"
+TRAJECTORIES = "trajectories"  # shard group; its boxes are NaN where a trajectory is absent
+
 DONE = "done"
 FAILED = "failed"
 
@@ -57,6 +61,11 @@ def shard_path(name: str, key: str) -> str:
     """Where array ``name`` of video ``key`` lives inside a shard."""
     group, _, leaf = name.partition("/")
     return f"{group}/{key}/{leaf}" if leaf else f"{group}/{key}"
+
+
+def nan_allowed(name: str) -> bool:
+    """Whether NaN is a legitimate value of array ``name`` (absent trajectory boxes)."""
+    return name.split("/")[0] == TRAJECTORIES
 
 
 def sha256_file(path: Path) -> str:
@@ -285,4 +294,15 @@ def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
                     (f[group] if group else f)[key] = h5py.ExternalLink(target, "/" + shard_path(array, key))
         os.replace(tmp, path)
         written[role] = path
+    traj_keys = sorted(k for k, r in done.items() if TRAJECTORIES in r.get("stages", ()))
+    path = out.root / TRAJECTORY_INDEX
+    if traj_keys:
+        tmp = path.with_name(path.name + TMP_SUFFIX)
+        with h5py.File(tmp, "w") as f:
+            for key in traj_keys:
+                f[key] = h5py.ExternalLink(f"{SHARDS_DIR}/{done[key]['shard']}", f"/{TRAJECTORIES}/{key}")
+        os.replace(tmp, path)
+        written[TRAJECTORIES] = path
+    else:
+        path.unlink(missing_ok=True)
     return written

@@ -25,7 +25,7 @@ def trajectory_arrays(
     boxes: Sequence[Tensor],
     frame_times: Sequence[float],
     duration: float,
-    num_classes_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Assemble the arrays of one video's trajectories.
 
@@ -37,7 +37,7 @@ def trajectory_arrays(
             pixels.
         frame_times (Sequence[float]): F strictly increasing trajectory-frame times in seconds.
         duration (float): the video duration D in seconds, > the last frame time.
-        num_classes_names (Sequence[str] | None): class names indexed by label; when given,
+        class_names (Sequence[str] | None): class names indexed by label; when given,
             ``label_names`` is added.
 
     Returns:
@@ -107,12 +107,12 @@ def trajectory_arrays(
         "boxes": traj_boxes,
         "frame_times": times.astype(np.float32),
     }
-    if num_classes_names is not None:
+    if class_names is not None:
         for k, t in enumerate(trajs):
-            if not 0 <= t.label < len(num_classes_names):
+            if not 0 <= t.label < len(class_names):
                 raise ValueError(
                     f"trajs[{k}]: label {t.label} has no name "
-                    f"(expected 0 <= label < {len(num_classes_names)})"
+                    f"(expected 0 <= label < {len(class_names)})"
                 )
-        out["label_names"] = np.array([num_classes_names[t.label].encode() for t in trajs], dtype=np.bytes_)
+        out["label_names"] = np.array([class_names[t.label].encode() for t in trajs], dtype=np.bytes_)
     return out

@@ -13,7 +13,7 @@ import numpy as np
 from extract.datasets.base import VideoRecord
 from extract.features import FeatureExtractor
 from extract.sampling import SamplingConfig
-from extract.store import VideoResult
+from extract.store import VideoResult, nan_allowed
 from extract.video import DecodedVideo, DecodeError, decode
 
 
@@ -63,7 +63,11 @@ def extract_group_single(extractor: FeatureExtractor, record: VideoRecord, video
 
 
 def _result(extractor: FeatureExtractor, record: VideoRecord, video: DecodedVideo, features: dict) -> VideoResult:
-    bad = [name for name, array in features.items() if array.dtype.kind == "f" and not np.isfinite(array).all()]
+    bad = [
+        name
+        for name, array in features.items()
+        if array.dtype.kind == "f" and not nan_allowed(name) and not np.isfinite(array).all()
+    ]
     if bad:
         return VideoResult(record.key, str(record.path), reason=f"non-finite values in {', '.join(sorted(bad))}")
     return VideoResult(record.key, str(record.path), features=features, info=video_info(video, extractor.stages))

@@ -18,7 +18,8 @@ Differences from the public code (github.com/ahjeongseo/MASN-pytorch), all delib
   (the reference re-creates the weight as a new leaf Parameter each forward, so it never learns);
 - every position encoding has the width it is added to (the reference hard-codes 512);
 - no ``squeeze()`` without a dimension, so a batch of one question works;
-- padded objects of padded steps are masked out of the adjacency, BAN and pooling softmaxes;
+- the padding steps of shorter videos (all their objects) and padding words are masked out of the
+  adjacency, BAN, attention and pooling softmaxes;
 - for multiple choice, the visual graph is computed once per video and shared by the candidates.
 """
 

@@ -19,6 +19,7 @@ given, is read exactly once, after training, with the selected checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
@@ -51,6 +52,8 @@ from extract.masn.tasks import (
 from extract.masn.vocab import NO_CLASS, AnswerVocab, WordVocab
 
 __all__ = ["TrainConfig", "train", "OUTPUT_FILES"]
+
+log = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("checkpoint.pt", "metrics.jsonl", "metrics.png", "predictions_val.json",
                 "predictions_test.json", "run.json")
@@ -92,7 +95,8 @@ class TrainConfig(BaseModel):
 
 
 class _Reporter:
-    """Progress as a rich bar on a terminal, plain stderr lines otherwise, or nothing."""
+    """Progress as a rich bar on a terminal, ``logging`` lines otherwise (the CLI configures logging),
+    or none; warnings are always shown."""
 
     def __init__(self, mode: str):
         self.mode = ("bar" if sys.stderr.isatty() else "log") if mode == "auto" else mode
@@ -101,11 +105,13 @@ class _Reporter:
 
             self.console = Console(stderr=True)
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, *, warning: bool = False) -> None:
         if self.mode == "bar":
-            self.console.print(text, highlight=False)
+            self.console.print(f"warning: {text}" if warning else text, highlight=False, markup=False)
+        elif warning:
+            log.warning(text)
         elif self.mode == "log":
-            print(f"{time.strftime('%H:%M:%S')} masn: {text}", file=sys.stderr, flush=True)
+            log.info(text)
 
     def iterate(self, items: Iterable, total: int, description: str) -> Iterator:
         if self.mode == "bar":
@@ -243,8 +249,8 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         chosen[name], absent = with_features(chosen[name], reader)
         missing[name] = len(absent)
         if absent:
-            report.line(f"warning: {len(absent)} {name} videos have no features in {config.feat_dir} "
-                        f"(e.g. {absent[0]}); their questions are left out")
+            report.line(f"{len(absent)} {name} videos have no features in {config.feat_dir} "
+                        f"(e.g. {absent[0]}); their questions are left out", warning=True)
         return chosen[name]
 
     keep_with_features("train")
@@ -261,7 +267,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         answers = AnswerVocab.build((q.answer for q in train_qs), top_k)
     vectors = _word_vectors(config, words)
     if vectors.source == "random":
-        report.line("warning: RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result")
+        report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result", warning=True)
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -336,7 +342,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
                                   progress=report.iterate)
         write_predictions(test_records, out / "predictions_test.json")
         test_metrics = summarize(test_records, config.dataset)
-        report.line(format_table(test_metrics, title=f"test, {len(test_qs)} questions, epoch {best_epoch} checkpoint:"))
+        report.line(format_table(test_metrics, title=f"test, {len(test_qs)} questions, epoch {best_epoch} checkpoint"))
 
     def without_class(questions: list[Question]) -> int:
         return sum(answers.index(q.answer) == NO_CLASS for q in questions) if answers else 0

@@ -1,7 +1,7 @@
 """Faster R-CNN object detector (torchvision) behind one small interface.
 
 MASN takes N = 10 objects per step from a Faster R-CNN (section 3.1). We keep the top
-``top_k`` boxes per frame, class-agnostic, by score, after a class-agnostic NMS so that one
+``top_k`` boxes per frame (10 for MASN, more as trajectory candidates), class-agnostic, by score, after a class-agnostic NMS so that one
 object does not fill several of the 10 slots under different labels.
 """
 
@@ -53,21 +53,20 @@ class Detector(nn.Module):
 
     Args:
         model: a torchvision ``FasterRCNN``.
-        top_k: boxes kept per frame.
         agnostic_nms_iou: IoU above which lower-scored boxes of any class are dropped.
     """
 
-    def __init__(self, model: nn.Module, *, top_k: int, agnostic_nms_iou: float, batch_size: int = 1) -> None:
+    def __init__(self, model: nn.Module, *, agnostic_nms_iou: float, batch_size: int = 1) -> None:
         super().__init__()
         self.model = model
-        self.top_k = top_k
         self.agnostic_nms_iou = agnostic_nms_iou
         self.batch_size = batch_size
 
-    def forward(self, images: list[Tensor]) -> list[Detections]:
+    def forward(self, images: list[Tensor], top_k: int) -> list[Detections]:
         """
         Args:
             images (list[Tensor[3, H_i, W_i]]): RGB in [0, 1], decoded resolution.
+            top_k: boxes kept per image, best first after class-agnostic NMS.
         Returns:
             one ``Detections`` per image, at most ``top_k`` boxes each.
         """
@@ -88,7 +87,7 @@ class Detector(nn.Module):
         for img, out in zip(images, raw):
             # Rescaling from the detector's input size can overshoot the frame by a rounding error.
             boxes = clip_boxes_to_image(out["boxes"], tuple(img.shape[-2:]))
-            keep = nms(boxes, out["scores"], self.agnostic_nms_iou)[: self.top_k]
+            keep = nms(boxes, out["scores"], self.agnostic_nms_iou)[:top_k]
             results.append(Detections(boxes[keep], out["scores"][keep], out["labels"][keep]))
         return results
 
@@ -101,7 +100,6 @@ def build_detector(
     max_size: int,
     score_thresh: float,
     candidates: int,
-    top_k: int,
     agnostic_nms_iou: float,
     batch_size: int = 1,
 ) -> Detector:
@@ -114,7 +112,6 @@ def build_detector(
         score_thresh: minimum class score kept by torchvision's postprocessing; low, so that
             real frames yield ``top_k`` boxes wherever the detector sees them.
         candidates: detections per image out of torchvision's per-class NMS.
-        top_k: boxes kept after class-agnostic NMS.
         batch_size: equal-size frames per forward pass. 1 makes each frame's detections
             independent of the other frames in the call (bit for bit); larger is faster on a GPU.
     """
@@ -134,4 +131,4 @@ def build_detector(
     )
     if weights is not None:
         model.load_state_dict(load_state_dict(weights))
-    return Detector(model.eval(), top_k=top_k, agnostic_nms_iou=agnostic_nms_iou, batch_size=batch_size)
+    return Detector(model.eval(), agnostic_nms_iou=agnostic_nms_iou, batch_size=batch_size)
