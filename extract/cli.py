@@ -5,6 +5,7 @@ Heavy imports happen inside each command, so ``extract --help`` is instant.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -150,6 +151,88 @@ def link(
     trajectories = link_detections(boxes, scores, labels, config)
     output.write_text(json.dumps(trajectories_to_json(trajectories), indent=1))
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
+
+
+train_app = typer.Typer(no_args_is_help=True, help="Train the bundled VideoQA models on extracted features.")
+app.add_typer(train_app, name="train")
+
+TGIF_TASKS = {"count": "count", "action": "action", "trans": "transition", "transition": "transition", "frameqa": "frameqa"}
+
+
+@train_app.command("masn")
+def train_masn(
+    dataset: str = typer.Option(..., help="tgif | demo | folder | msvd | msrvtt | nextqa"),
+    task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA"),
+    data_root: Path = typer.Option(..., help="annotations root (question files)"),
+    feat_dir: Path = typer.Option(..., help="MASN feature dir, e.g. OUT/masn"),
+    out_dir: Path = typer.Option(..., help="where checkpoint, metrics and predictions go"),
+    glove: Optional[Path] = typer.Option(None, help="GloVe text file (300-d)"),
+    random_embeddings: bool = typer.Option(False, help="random word vectors instead of GloVe (recorded)"),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    hidden_size: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    overwrite: bool = typer.Option(False, help="replace an existing run in OUT_DIR"),
+) -> None:
+    """Train MASN (Seo et al., ACL 2021); model selection on validation, test evaluated once."""
+    _setup_logging(False)
+    from pydantic import ValidationError
+
+    from extract.masn.metrics import format_table
+    from extract.masn.train import TrainConfig, train
+
+    if task is not None and task.lower() not in TGIF_TASKS:
+        _fail(f"--task must be one of Count, Action, Trans, FrameQA, got {task!r}")
+    given = {
+        "dataset": dataset, "task": TGIF_TASKS[task.lower()] if task else None, "data_root": data_root,
+        "feat_dir": feat_dir, "out_dir": out_dir, "glove": glove, "random_embeddings": random_embeddings,
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "seed": seed, "overwrite": overwrite,
+    }
+    settings = {k: v for k, v in given.items() if v is not None}
+    if hidden_size is not None:
+        settings["model"] = {"hidden_size": hidden_size}
+    try:
+        checkpoint = train(TrainConfig.model_validate(settings))
+    except ValidationError as e:
+        _fail(f"invalid training configuration:\n{e}")
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        _fail(str(e))
+    summary = json.loads((checkpoint.parent / "run.json").read_text())
+    for split in ("val", "test"):
+        metrics = summary.get(f"{split}_metrics")
+        if metrics:
+            typer.echo(format_table(metrics, title=f"{split} ({dataset} {task or ''})".strip()))
+    typer.echo(f"checkpoint: {checkpoint}")
+
+
+@app.command()
+def evaluate(
+    dataset: str = typer.Argument(..., help="tgif | demo | msvd | msrvtt | nextqa"),
+    predictions: Optional[Path] = typer.Option(None, help="predictions JSON keyed <video>_<qid> (prediction, answer)"),
+    annotations: Optional[Path] = typer.Option(None, help="NExT-QA annotations csv (with --predictions)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="a trained checkpoint: predict, write predictions, score"),
+    data_root: Optional[Path] = typer.Option(None, help="annotations root (with --checkpoint)"),
+    feat_dir: Optional[Path] = typer.Option(None, help="MASN feature dir (with --checkpoint)"),
+    split: str = typer.Option("test", help="split to evaluate (with --checkpoint)"),
+) -> None:
+    """Metrics as in the papers' tables; NExT-QA by question type (CW CH TN TC DC DL DO, C T D, All)."""
+    from extract.masn.evaluate import evaluate_checkpoint
+    from extract.masn.metrics import evaluate_nextqa, evaluate_predictions, format_table
+
+    try:
+        if predictions is not None and dataset == "nextqa" and annotations is not None:
+            metrics = evaluate_nextqa(predictions, annotations)
+        elif predictions is not None:
+            metrics = evaluate_predictions(predictions, dataset)
+        elif checkpoint is not None and data_root is not None and feat_dir is not None:
+            metrics = evaluate_checkpoint(checkpoint, data_root=data_root, feat_dir=feat_dir, split=split)
+        else:
+            _fail("give --predictions (and --annotations for nextqa), or --checkpoint with --data-root and --feat-dir")
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        _fail(str(e))
+    typer.echo(format_table(metrics, title=f"{dataset}"))
 
 
 def main() -> None:

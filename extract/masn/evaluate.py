@@ -120,6 +120,7 @@ def evaluate(
     loader = make_loader(MasnDataset(examples, reader, max_steps=ckpt["max_steps"]), batch_size=batch_size,
                          shuffle=False, num_workers=num_workers, seed=0)
     records, _ = predict(model, loader, selected, answers=answers, device=torch_device)
+    reader.close()
     write_predictions(records, out)
     return summarize(records, dataset)
 
