@@ -40,6 +40,8 @@ def run(
     stages: Optional[str] = typer.Option(None, help="comma-separated: appearance,objects,motion,trajectories"),
     executor: Optional[str] = typer.Option(None, help="local | ray"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)"),
+    num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors (default: every GPU in the cluster)"),
+    decode_workers: Optional[int] = typer.Option(None, help="ray: decode tasks at once (default: as CPUs allow)"),
     preset: Optional[str] = typer.Option(None, help="paper | tiny"),
     weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
@@ -60,7 +62,8 @@ def run(
 
     overrides = {
         "data_root": data_root, "videos": videos, "out": out, "stages": stages, "executor": executor,
-        "address": address, "limit": limit, "max_failures": max_failures,
+        "address": address, "num_gpus": num_gpus, "decode_workers": decode_workers, "limit": limit,
+        "max_failures": max_failures,
         "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size},
     }
     try:

@@ -88,6 +88,10 @@ class RunConfig(_Strict):
     stages: tuple[str, ...] = ("appearance", "objects", "motion")
     executor: Literal["local", "ray"] = "local"
     address: str | None = None  # Ray cluster address; None starts a local cluster
+    num_gpus: int | None = Field(None, ge=0)  # ray: model actors, one GPU each; None = every GPU in the
+    #                                           cluster; 0 (or no GPU, or device cpu) = one CPU actor
+    decode_workers: int | None = Field(None, ge=1)  # ray: decode tasks at once; None = as many as free CPUs allow
+    no_progress_timeout_s: float = 600.0  # ray: fail when no video moves for this long (-1 = never)
     limit: int | None = None  # only the first N videos (sorted by key)
     max_failures: int = 0  # exit non-zero when more videos than this fail
     shard_videos: int = Field(8, ge=1)  # videos per shard: work lost to a crash is at most this

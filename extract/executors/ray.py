@@ -1,0 +1,307 @@
+"""Ray Data executor: the local executor's work, streamed over a cluster (DESIGN.md section 4).
+
+    {key, path}, one video per row and per block
+      --map(decode), CPU tasks-->                  {key, path, reason, frames, grid, pts, duration}
+      --map_batches(_ExtractorActor), actors-->    {key, path, reason, info, features}
+         shard_videos videos per call; one actor per GPU holds every model, built once
+      --Write(ShardDatasink), CPU tasks-->         one shard per actor batch (temp file, rename)
+      --driver-->                                  manifest commit, as each write task finishes
+
+Every failure is data, never a lost block: decode and model errors come out of the UDFs as
+rows with a reason, and become failed manifest records. A video has its own block until the
+actors batch it, so nothing upstream of the models can take another video down with it. A
+killed actor is restarted by Ray and its batches are retried on it.
+
+Per-video features are bit-identical to the local executor's on the same device: the
+extractor pads every ResNet/I3D batch to a fixed size and runs the detector one frame at a
+time, so a video's features do not depend on the videos that share its batch.
+
+CPU budget: decode tasks take 1 CPU each; a GPU actor reserves 1 CPU to feed its GPU; on a
+cluster without GPUs a single CPU actor reserves only ``CPU_ACTOR_CPUS``, and write tasks
+``WRITE_CPUS``, so the models never hold back the decoding that feeds them.
+
+OUT must be on a filesystem every node sees: write tasks create and rename the shards on the
+workers, and the driver appends the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from ray.data import Dataset, Datasink
+from ray.data._internal.logical.interfaces import LogicalPlan
+from ray.data._internal.logical.operators import Write
+from ray.data.block import BlockAccessor
+from ray.data.datasource.datasink import WriteResult, _gen_datasink_write_result
+
+from extract.config import RunConfig
+from extract.datasets.base import VideoRecord
+from extract.features import build_extractor, required_weights
+from extract.models.weights import resolve_weights
+from extract.sampling import SamplingConfig
+from extract.store import DONE, ShardSink, VideoResult
+from extract.video import DecodedVideo
+from extract.worker import decode_record, extract_group, extract_group_single
+
+log = logging.getLogger("extract")
+
+GPU_ACTOR_CPUS = 1.0  # a GPU actor's host thread: moves frames, resizes, runs the detector's CPU parts
+CPU_ACTOR_CPUS = 0.5  # the one CPU actor of a GPU-less cluster: under a core, so decoding always runs
+WRITE_CPUS = 0.25  # an HDF5 shard write is mostly I/O
+
+# The row of a video that failed to decode: empty arrays keep every row's columns alike.
+_NO_FRAMES = np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def execute_ray(
+    config: RunConfig,
+    todo: Sequence[VideoRecord],
+    weights: dict,
+    sink: ShardSink,
+    on_result: Callable[[VideoResult], None],
+) -> None:
+    """Process ``todo`` on a Ray cluster and commit every batch through ``sink``.
+
+    Args:
+        config: the run; ``address``, ``num_gpus``, ``decode_workers``, ``shard_videos`` and
+            ``no_progress_timeout_s`` shape the execution.
+        weights: checkpoint path (None for random) per model role, resolved by the driver;
+            an actor whose node lacks a path resolves that role again locally.
+        sink: the output; its ``write`` runs in Ray write tasks, ``on_write_complete`` here.
+        on_result: called in the driver for each video once its record is committed.
+    """
+    if not todo:
+        return
+    started = _connect(config.address)
+    try:
+        ds = _build(config, todo, weights)
+        ds.context.execution_no_progress_timeout_s = config.no_progress_timeout_s
+        _write_streaming(ds, ShardDatasink(sink, on_result))
+        # A write task retried after its worker died may have renamed a shard that the retry
+        # then wrote again; only the retry's shard is in the manifest.
+        removed = sink.out.clean()
+        if removed:
+            log.info("removed %d shard(s) left by retried write tasks", len(removed))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Join ``address`` (``auto``: the cluster on this machine), or start a local cluster.
+
+    Returns whether this call started a cluster, which the caller then shuts down. A Ray
+    session already open in this process is used as it is.
+    """
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        ray.init(address=address)
+        return False
+    ray.init(num_cpus=os.cpu_count())
+    return True
+
+
+def _build(config: RunConfig, todo: Sequence[VideoRecord], weights: dict):
+    """The lazy dataset: decode tasks, then model actors; nothing runs until it is consumed."""
+    gpus = _gpu_actors(config)
+    if gpus:
+        actor_resources = {"num_gpus": 1, "num_cpus": GPU_ACTOR_CPUS}
+        device = "cuda"
+    else:
+        actor_resources = {"num_cpus": CPU_ACTOR_CPUS}
+        device = "cpu"
+    log.info(
+        "ray: %d video(s), %s, decode tasks %s, %d videos per batch",
+        len(todo),
+        f"{gpus} GPU actor(s)" if gpus else "1 CPU actor (no GPU)",
+        config.decode_workers or "as CPUs allow",
+        config.shard_videos,
+    )
+    rows = [{"key": r.key, "path": str(r.path)} for r in todo]
+    decode_pool = ray.data.TaskPoolStrategy(size=config.decode_workers) if config.decode_workers else None
+    return (
+        ray.data.from_items(rows, override_num_blocks=len(rows))
+        .map(_decode_row, fn_kwargs={"sampling": config.sampling}, num_cpus=1, compute=decode_pool)
+        .map_batches(
+            _ExtractorActor,
+            fn_constructor_kwargs={"config": config, "weights": weights, "device": device},
+            batch_size=config.shard_videos,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=max(gpus, 1)),
+            **actor_resources,
+        )
+    )
+
+
+def _gpu_actors(config: RunConfig) -> int:
+    """How many GPU actors to start: ``config.num_gpus``, or every GPU in the cluster; 0 = CPU."""
+    if config.model.device == "cpu":
+        return 0
+    available = int(ray.cluster_resources().get("GPU", 0))
+    wanted = available if config.num_gpus is None else config.num_gpus
+    if wanted > available:
+        # An autoscaling cluster adds GPU nodes on demand; a fixed one would wait until the
+        # no-progress timeout, hence the warning rather than an error.
+        log.warning("ray: %d GPU actor(s) requested, the cluster has %d GPU(s) now", wanted, available)
+    return wanted
+
+
+# Rows. Decoded frames travel as numpy arrays; features are pickled per video because their
+# names and shapes vary (failed videos have none), which Arrow columns cannot hold as they are.
+
+
+def _decode_row(row: dict, sampling: SamplingConfig) -> dict:
+    """Decode one video: a row with its frames, or with the reason it failed (never raises)."""
+    record = VideoRecord(row["key"], Path(row["path"]))
+    decoded = decode_record(record, sampling)
+    if isinstance(decoded, VideoResult):
+        return {
+            "key": record.key, "path": row["path"], "reason": decoded.reason, "frames": _NO_FRAMES,
+            "grid": np.zeros(0, np.int64), "pts": np.zeros(0, np.float64), "duration": 0.0,
+        }
+    return {
+        "key": record.key, "path": row["path"], "reason": "",
+        "frames": decoded.frames,  # [U, H, W, 3] uint8
+        "grid": decoded.grid,  # [n6] int64, indices into frames
+        "pts": decoded.pts,  # [N] float64
+        "duration": decoded.duration,
+    }
+
+
+def _result_columns(results: Sequence[VideoResult]) -> dict[str, np.ndarray]:
+    """A batch of result rows; object arrays keep the pickled bytes exact (no ``S`` dtype)."""
+    return {
+        "key": np.array([r.key for r in results], dtype=object),
+        "path": np.array([r.path for r in results], dtype=object),
+        "reason": np.array([r.reason for r in results], dtype=object),
+        "info": np.array([json.dumps(r.info) for r in results], dtype=object),
+        "features": np.array(
+            [pickle.dumps(r.features, protocol=pickle.HIGHEST_PROTOCOL) if r.ok else b"" for r in results],
+            dtype=object,
+        ),
+    }
+
+
+def _results(batch: dict[str, np.ndarray]) -> list[VideoResult]:
+    """The inverse of ``_result_columns``."""
+    return [
+        VideoResult(
+            str(key), str(path), features=pickle.loads(features) if features else None, reason=str(reason),
+            info=json.loads(info),
+        )
+        for key, path, reason, info, features in zip(
+            batch["key"], batch["path"], batch["reason"], batch["info"], batch["features"]
+        )
+    ]
+
+
+class _ExtractorActor:
+    """Every model of the run, built once per actor; each call extracts one batch of videos.
+
+    Args:
+        config: the run (model settings, stages, sampling).
+        weights: the driver's resolved checkpoints (see ``_local_weights``).
+        device: ``cuda`` (the GPU Ray assigned to this actor) or ``cpu``.
+    """
+
+    def __init__(self, config: RunConfig, weights: dict, device: str) -> None:
+        model = config.model.model_copy(update={"device": device})
+        if model.threads:
+            torch.set_num_threads(model.threads)
+        self.extractor = build_extractor(model, config.stages, _local_weights(config, weights))
+        self.sampling = config.sampling
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        failed, ok = [], []
+        for i, (key, path, reason) in enumerate(zip(batch["key"], batch["path"], batch["reason"])):
+            if reason:
+                failed.append(VideoResult(str(key), str(path), reason=str(reason)))
+                continue
+            video = DecodedVideo(
+                path=str(path), frames=batch["frames"][i], grid=batch["grid"][i], pts=batch["pts"][i],
+                duration=float(batch["duration"][i]), sampling=self.sampling,
+            )
+            ok.append((VideoRecord(str(key), Path(path)), video))
+        # extract_group isolates a failing video within a group; a group of one must be
+        # caught by extract_group_single instead, as an error here would fail the whole run.
+        if len(ok) == 1:
+            extracted = extract_group_single(self.extractor, *ok[0])
+        else:
+            extracted = extract_group(self.extractor, *zip(*ok)) if ok else []
+        return _result_columns(failed + extracted)
+
+
+def _local_weights(config: RunConfig, weights: dict) -> dict:
+    """The driver's checkpoint paths, resolved again on this node where a path is missing."""
+    specs = required_weights(config.model, config.stages)
+    return {
+        role: path if path is None or Path(path).is_file() else resolve_weights(specs[role], config.model.weights)
+        for role, path in weights.items()
+    }
+
+
+def _committed(record: dict) -> VideoResult:
+    """What ``on_result`` sees of a committed manifest record (which holds the video's info).
+
+    The features stay in the shard: an empty features dict marks the video done.
+    """
+    features = {} if record["status"] == DONE else None
+    return VideoResult(record["key"], record["path"], features=features, reason=record["reason"], info=record)
+
+
+class ShardDatasink(Datasink):
+    """Ray Data's write lifecycle on ``ShardSink``.
+
+    ``write`` runs in a write task and stores the rows it gets (one actor batch) as one
+    shard: temp file, fsync, rename. It returns the manifest records, which
+    ``on_write_complete`` appends in the driver before reporting each video to ``on_result``.
+    """
+
+    def __init__(self, sink: ShardSink, on_result: Callable[[VideoResult], None]) -> None:
+        self.sink = sink
+        self.on_result = on_result
+
+    def __getstate__(self) -> dict:
+        # on_result drives the driver's progress bar and counters; write tasks need only the sink.
+        return {"sink": self.sink, "on_result": None}
+
+    def on_write_start(self, schema=None) -> None:
+        self.sink.on_write_start()
+
+    def write(self, blocks: Iterable, ctx) -> list[dict]:
+        results = [r for block in blocks for r in _results(BlockAccessor.for_block(block).to_batch_format("numpy"))]
+        return self.sink.write(results)
+
+    def on_write_complete(self, write_result: WriteResult) -> None:
+        for records in write_result.write_returns:
+            self.sink.on_write_complete(records)
+            for record in records:
+                self.on_result(_committed(record))
+
+
+def _write_streaming(ds, datasink) -> None:
+    """``ds.write_datasink(datasink)``, committing each write task's result as it finishes.
+
+    ``Dataset.write_datasink`` materializes the whole dataset and calls ``on_write_complete``
+    once at the end: a crash would leave every shard of the run out of the manifest, and
+    progress would stay at zero until then. This runs the same plan (Ray's ``Write``
+    operator) but consumes it as a stream. It uses Ray Data internals, as of ray 2.60.0
+    (the version pinned by the ``ray`` extra).
+    """
+    write = Write(datasink, input_dependencies=[ds._logical_plan.dag], ray_remote_args={"num_cpus": WRITE_CPUS})
+    written = Dataset._from_parent(ds, LogicalPlan(write, ds.context))
+    try:
+        for bundle in written.iter_internal_ref_bundles():
+            datasink.on_write_complete(_gen_datasink_write_result(ray.get(bundle.block_refs)))
+    except Exception as e:
+        datasink.on_write_failed(e)
+        raise
