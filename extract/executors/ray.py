@@ -215,8 +215,11 @@ class _ExtractorActor:
 
     def __init__(self, config: RunConfig, weights: dict, device: str) -> None:
         model = config.model.model_copy(update={"device": device})
-        if model.threads:
-            torch.set_num_threads(model.threads)
+        # The thread count changes CPU results (the order of float reductions), so a CPU actor
+        # uses the local executor's: bit-identical features on the same machine. Ray would
+        # otherwise give it one thread per reserved CPU, which is what a GPU actor keeps.
+        if model.threads or device == "cpu":
+            torch.set_num_threads(model.threads or len(os.sched_getaffinity(0)))
         self.extractor = build_extractor(model, config.stages, _local_weights(config, weights))
         self.sampling = config.sampling
 
