@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.store import DONE, FAILED, MASN_DIR, TRAJECTORIES, OutputDir, nan_allowed, sha256_file
+from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file
 
 
 def _video_arrays(f, key: str) -> dict[str, object]:
@@ -88,7 +88,24 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
         with h5py.File(path, "r") as f:
             for key in keys:
                 problems += _verify_video(f, key, manifest[key], shard)
+    problems += _verify_unrecorded(out, by_shard)
     problems += _verify_index(out, manifest)
+    return problems
+
+
+def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]]) -> list[str]:
+    """Shards no record points to, and videos stored in a shard without a done record for it."""
+    import h5py
+
+    problems = []
+    for path in sorted(out.shards.glob(f"*{SHARD_SUFFIX}")) if out.shards.exists() else []:
+        if path.name not in by_shard:
+            problems.append(f"shard {path.name} has data but no manifest record points to it")
+            continue
+        with h5py.File(path, "r") as f:
+            stored = {key for group in f.values() for key in group}
+        for key in sorted(stored - set(by_shard[path.name])):
+            problems.append(f"{key}: data in {path.name} without a done manifest record for that shard")
     return problems
 
 
@@ -114,16 +131,20 @@ def _verify_index(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
     problems = []
     masn = out.root / MASN_DIR
     done = {k for k, r in manifest.items() if r["status"] == DONE}
+    steps: dict[str, dict[str, int]] = defaultdict(dict)  # key -> {index dataset: T}
     for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
         with h5py.File(path, "r") as f:
-            groups = [f[g] for g in ("image_features", "spatial_features") if g in f] or [f]
-            for group in groups:
+            groups = [(f"{path.name}/{g}", f[g]) for g in ("image_features", "spatial_features") if g in f]
+            for name, group in groups or [(path.name, f)]:
                 for key in group:
                     if key not in done:
                         problems.append(f"{path.name}: key {key} is not a done video")
                         continue
                     try:
-                        group[key].shape
+                        steps[key][name] = group[key].shape[0]
                     except (KeyError, OSError) as e:
                         problems.append(f"{path.name}: link for {key} does not resolve ({e})")
+    for key, per_file in sorted(steps.items()):
+        if len(set(per_file.values())) > 1:
+            problems.append(f"{key}: T differs across the MASN index files: {per_file}")
     return problems

@@ -1,0 +1,95 @@
+"""`extract verify` finds and names each kind of damage to an output directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from extract.outputs import verify_output
+from extract.pipeline import run_pipeline
+from extract.store import OutputDir
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verify")
+    videos = root / "videos"
+    videos.mkdir()
+    from media import write_gif
+
+    for i in range(3):
+        write_gif(videos / f"v{i}.gif", [60, 90, 120] * (2 + i), size=(64, 72))
+    out = root / "out"
+    config = tiny_config("folder", out, videos=videos, shard_videos=1)
+    assert run_pipeline(config).done == 3
+    return out
+
+
+@pytest.fixture
+def out(pristine, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(pristine, copy, symlinks=True)
+    return copy
+
+
+def _shard_of(out, key: str):
+    return out / "shards" / OutputDir(out).read_manifest()[key]["shard"]
+
+
+def test_pristine_output_verifies(out):
+    assert verify_output(out) == []
+    proc = subprocess.run([sys.executable, "-m", "extract", "verify", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout
+
+
+def test_missing_shard(out):
+    shard = _shard_of(out, "v1")
+    shard.unlink()
+    assert any(f"shard {shard.name} is missing" in p for p in verify_output(out))
+
+
+def test_record_without_data(out):
+    with h5py.File(_shard_of(out, "v0"), "a") as f:
+        for group in list(f):
+            del f[group]["v0"]
+    problems = verify_output(out, checksums=False)
+    assert any("v0: manifest says done" in p and "no data" in p for p in problems)
+
+
+def test_data_without_record(out):
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records if r["key"] != "v2"))
+    problems = verify_output(out)
+    assert any("has data but no manifest record" in p for p in problems)
+
+
+def test_nan_in_a_feature(out):
+    with h5py.File(_shard_of(out, "v1"), "a") as f:
+        f["motion"]["v1"][0, 3] = np.nan
+    problems = verify_output(out, checksums=False)
+    assert any("v1: motion has NaN or Inf" in p for p in problems)
+
+
+def test_mismatched_t_across_masn_files(out):
+    with h5py.File(_shard_of(out, "v2"), "a") as f:
+        data = f["motion"]["v2"][()]
+        del f["motion"]["v2"]
+        f["motion"]["v2"] = data[:-1]
+    problems = verify_output(out, checksums=False)
+    assert any("v2: arrays disagree on T" in p for p in problems)
+    assert any("v2: T differs across the MASN index files" in p for p in problems)
+
+
+def test_shard_edited_after_commit(out):
+    with h5py.File(_shard_of(out, "v0"), "a") as f:
+        f["appearance"]["v0"][0, 0] += 1.0
+    assert any("changed after commit" in p for p in verify_output(out))
+    proc = subprocess.run([sys.executable, "-m", "extract", "verify", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "changed after commit" in proc.stdout
