@@ -22,6 +22,10 @@ from extract.store import FAILED, RUN_FILE, TMP_SUFFIX, OutputDir, ShardSink, Vi
 log = logging.getLogger("extract")
 
 
+class StorageError(RuntimeError):
+    """Writing a shard or the manifest failed (disk full, permissions): the run stops."""
+
+
 @dataclass
 class RunSummary:
     """What a run did; ``failures`` lists (key, reason) of every video failed in OUT."""
@@ -74,10 +78,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
     Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
     weights not cached), OutputLocked (another run on the same OUT).
     """
-    import torch
-
     from extract.datasets import load_dataset
-    from extract.features import build_extractor, resolve_all_weights
+    from extract.features import build_extractor, configure_threads, resolve_all_weights
     from extract.progress import Progress
 
     start = time.monotonic()
@@ -100,8 +102,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         todo = [r for r in records if r.key not in done]
         summary = RunSummary(skipped=len(records) - len(todo))
         log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
-        if config.model.threads:
-            torch.set_num_threads(config.model.threads)
+        configure_threads(config.model)
         extractor = build_extractor(config.model, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
@@ -122,6 +123,12 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
                 from extract.executors.ray import execute_ray
 
                 execute_ray(config, todo, weights, sink, on_result)
+        except OSError as e:
+            # Decoding errors never get here (they fail their video); this is the output side.
+            raise StorageError(
+                f"writing to {out.root} failed ({e}). Committed videos are kept and no partial shard is "
+                "visible: fix the cause (disk space, permissions) and rerun the same command to resume."
+            ) from e
         finally:
             bar.close()
         build_index(out, config.dataset)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import fcntl
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -213,17 +214,22 @@ class ShardSink:
         records = [self._record(r, FAILED) for r in results if not r.ok]
         if not good:
             return records
+        # The shard is built in memory and written with plain file I/O: HDF5 handles a failing
+        # write (a full disk) badly, up to crashing the process, while os.write raises OSError.
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as f:
+            f.attrs.update(self.attrs)
+            for r in good:
+                for name, array in r.features.items():
+                    f.create_dataset(shard_path(name, r.key), data=array)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
         tmp, final = self._allocate()
         try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs.update(self.attrs)
-                for r in good:
-                    for name, array in r.features.items():
-                        f.create_dataset(shard_path(name, r.key), data=array)
-                f.flush()
-            with open(tmp, "rb+") as fh:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
                 os.fsync(fh.fileno())
-            digest = sha256_file(tmp)
             os.rename(tmp, final)
             _fsync_dir(final.parent)
         except BaseException:

@@ -138,6 +138,8 @@ def _open(path: Path):
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
     except (RuntimeError, decord.DECORDError) as e:
+        if "cannot find video stream" in str(e):
+            raise DecodeError(path, "no video stream in the file (audio only?)") from None
         raise DecodeError(path, f"cannot open video: {_first_line(e)}") from None
     if len(reader) == 0:
         raise DecodeError(path, "no frames decoded")
