@@ -123,3 +123,53 @@ def test_parallel_runs_on_different_outs_do_not_interfere(tmp_path, folder_video
         assert sorted(a) == sorted(b) == sorted(p.stem for p in folder_videos.iterdir())
         for key in a:
             np.testing.assert_array_equal(a[key][()], b[key][()])
+
+
+def test_repeated_sigkill_at_random_moments_loses_nothing(tmp_path):
+    import random
+    import signal
+    import time
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(8):
+        write_gif(videos / f"k{i}.gif", [70, 100] * (3 + i % 3), size=(64, 72 + 4 * i))
+    config = tmp_path / "cfg.yaml"
+    config.write_text("stages: [appearance, motion]\nshard_videos: 2\nmodel: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n")
+
+    def start(out: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "extract", "run", "--dataset", "folder", "--config", str(config),
+             "--videos", str(videos), "--out", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    killed, rng = tmp_path / "killed", random.Random(7)
+    manifest = killed / "manifest.jsonl"
+    for attempt in range(4):
+        proc = start(killed)
+        # Kill at a random moment: during start-up, mid-group, or right around a commit.
+        target = rng.randint(0, 6)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (manifest.exists() and len(manifest.read_text().splitlines()) >= target) or target == 0:
+                time.sleep(rng.uniform(0, 1.5))
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = start(killed)
+    assert final.wait(timeout=300) == 0
+    reference = start(tmp_path / "reference")
+    assert reference.wait(timeout=300) == 0
+    done = OutputDir(killed).done()
+    assert sorted(done) == [f"k{i}" for i in range(8)]
+    assert not list((killed / "shards").glob("*.tmp"))
+    assert verify_output(killed) == []
+    ref_files = index_paths(tmp_path / "reference" / "masn", "folder")
+    got_files = index_paths(killed / "masn", "folder")
+    for role in ("appearance_global", "motion_global"):
+        with h5py.File(getattr(got_files, role), "r") as got, h5py.File(getattr(ref_files, role), "r") as want:
+            assert sorted(got) == sorted(want)
+            for key in want:
+                assert got[key][()].tobytes() == want[key][()].tobytes(), f"{role} {key}"
