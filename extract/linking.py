@@ -24,12 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-from torch import Tensor
-from torchvision.ops import box_iou
+
+if TYPE_CHECKING:
+    from torch import Tensor
+# torch is imported inside the functions: config.py imports LinkConfig, and Ray decode and
+# write workers import config without needing torch.
 
 __all__ = [
     "LinkConfig",
@@ -256,6 +258,9 @@ def _make_trajectory(
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of boxes a [N, 4] and b [M, 4] as a float64 [N, M] array; 0 where undefined."""
+    import torch
+    from torchvision.ops import box_iou
+
     # float64 so that an IoU exactly equal to a threshold compares as equal.
     iou = box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     return np.nan_to_num(iou, nan=0.0)  # two zero-area boxes: 0 / 0
@@ -271,6 +276,8 @@ def _validate(
     boxes: Sequence[Tensor], scores: Sequence[Tensor], labels: Sequence[Tensor]
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Check shapes and values; return float64 boxes, float64 scores, int64 labels per frame."""
+    import torch
+
     if not len(boxes) == len(scores) == len(labels):
         raise ValueError(
             "boxes, scores and labels: expected one entry per frame each, got "
@@ -279,7 +286,7 @@ def _validate(
     out_boxes, out_scores, out_labels = [], [], []
     for f, (b, s, c) in enumerate(zip(boxes, scores, labels)):
         for name, t in (("boxes", b), ("scores", s), ("labels", c)):
-            if not isinstance(t, Tensor):
+            if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name}[{f}]: expected a Tensor, got {type(t).__name__}")
         if b.ndim != 2 or b.shape[1] != 4:
             raise ValueError(f"boxes[{f}]: expected shape (K, 4), got {tuple(b.shape)}")
@@ -326,6 +333,8 @@ def detections_from_json(obj: dict) -> tuple[list[float], list[Tensor], list[Ten
     Raises:
         ValueError: naming the frame index and what was wrong.
     """
+    import torch
+
     if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
         raise ValueError(f"detections: expected an object with a 'frames' list, got {type(obj).__name__}")
     times: list[float] = []

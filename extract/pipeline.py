@@ -106,7 +106,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         extractor = build_extractor(config.model, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
-        bar = Progress(len(todo), enabled=progress)
+        # Ray draws its own per-operator bars; two live displays garble a terminal.
+        bar = Progress(len(todo), enabled=False if config.executor == "ray" else progress)
 
         def on_result(result: VideoResult) -> None:
             summary.done += result.ok

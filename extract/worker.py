@@ -7,14 +7,17 @@ non-finite, becomes a failed ``VideoResult`` with its reason; the others go on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from extract.datasets.base import VideoRecord
-from extract.features import FeatureExtractor
 from extract.sampling import SamplingConfig
 from extract.store import VideoResult, nan_allowed
 from extract.video import DecodedVideo, DecodeError, decode
+
+if TYPE_CHECKING:  # decode and write workers never load the models
+    from extract.features import FeatureExtractor
 
 
 def decode_record(record: VideoRecord, sampling: SamplingConfig) -> DecodedVideo | VideoResult:
@@ -44,22 +47,15 @@ def extract_group(
     """Features of several decoded videos, batched together.
 
     If the batch fails (out of memory, a model error on one odd input), each video is retried
-    alone so that only the culprit fails.
+    alone so that only the culprit fails, with the error as its reason.
     """
     try:
         outputs = extractor(list(videos))
-    except Exception:  # noqa: BLE001 - isolate the failing video below
+    except Exception as e:  # noqa: BLE001 - isolate the failing video below
         if len(videos) == 1:
-            raise
-        return [r for rec, vid in zip(records, videos) for r in extract_group_single(extractor, rec, vid)]
+            return [VideoResult(records[0].key, str(records[0].path), reason=f"model error: {type(e).__name__}: {e}")]
+        return [r for rec, vid in zip(records, videos) for r in extract_group(extractor, [rec], [vid])]
     return [_result(extractor, rec, vid, out) for rec, vid, out in zip(records, videos, outputs)]
-
-
-def extract_group_single(extractor: FeatureExtractor, record: VideoRecord, video: DecodedVideo) -> list[VideoResult]:
-    try:
-        return extract_group(extractor, [record], [video])
-    except Exception as e:  # noqa: BLE001
-        return [VideoResult(record.key, str(record.path), reason=f"model error: {type(e).__name__}: {e}")]
 
 
 def _result(extractor: FeatureExtractor, record: VideoRecord, video: DecodedVideo, features: dict) -> VideoResult:

@@ -14,11 +14,12 @@ killed actor is restarted by Ray and its batches are retried on it.
 
 Per-video features are bit-identical to the local executor's on the same device: the
 extractor pads every ResNet/I3D batch to a fixed size and runs the detector one frame at a
-time, so a video's features do not depend on the videos that share its batch.
+time, so a video's features do not depend on the videos that share its batch, and a CPU actor
+sets torch's thread count as a local run does (it changes float reduction order).
 
-CPU budget: decode tasks take 1 CPU each; a GPU actor reserves 1 CPU to feed its GPU; on a
-cluster without GPUs a single CPU actor reserves only ``CPU_ACTOR_CPUS``, and write tasks
-``WRITE_CPUS``, so the models never hold back the decoding that feeds them.
+CPU budget, so that the models never starve the decoding that feeds them: a decode task takes
+1 CPU, a GPU actor ``GPU_ACTOR_CPUS``, a write task ``WRITE_CPUS``; on a cluster without GPUs
+one CPU actor reserves ``CPU_ACTOR_CPUS``, less than a core.
 
 OUT must be on a filesystem every node sees: write tasks create and rename the shards on the
 workers, and the driver appends the manifest.
@@ -28,28 +29,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import ray
-import torch
 from ray.data import Dataset, Datasink
 from ray.data._internal.logical.interfaces import LogicalPlan
 from ray.data._internal.logical.operators import Write
 from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult, _gen_datasink_write_result
 
-from extract.config import RunConfig
 from extract.datasets.base import VideoRecord
-from extract.features import build_extractor, required_weights
-from extract.models.weights import resolve_weights
 from extract.sampling import SamplingConfig
 from extract.store import DONE, ShardSink, VideoResult
 from extract.video import DecodedVideo
-from extract.worker import decode_record, extract_group, extract_group_single
+from extract.worker import decode_record, extract_group
+
+if TYPE_CHECKING:
+    from extract.config import RunConfig
 
 log = logging.getLogger("extract")
 
@@ -84,6 +84,10 @@ def execute_ray(
     try:
         ds = _build(config, todo, weights)
         ds.context.execution_no_progress_timeout_s = config.no_progress_timeout_s
+        # Per-operator bars on a terminal (Ray's tqdm bars show nothing there in 2.60), log
+        # lines otherwise. The context is this dataset's copy: the process default is untouched.
+        ds.context.enable_rich_progress_bars = True
+        ds.context.use_ray_tqdm = False
         _write_streaming(ds, ShardDatasink(sink, on_result))
         # A write task retried after its worker died may have renamed a shard that the retry
         # then wrote again; only the retry's shard is in the manifest.
@@ -106,7 +110,7 @@ def _connect(address: str | None) -> bool:
     if address is not None:
         ray.init(address=address)
         return False
-    ray.init(num_cpus=os.cpu_count())
+    ray.init()  # every CPU and GPU of this machine, as Ray detects them (cgroup limits included)
     return True
 
 
@@ -208,19 +212,23 @@ class _ExtractorActor:
     """Every model of the run, built once per actor; each call extracts one batch of videos.
 
     Args:
-        config: the run (model settings, stages, sampling).
+        config: the run (model settings, stages, sampling, linking).
         weights: the driver's resolved checkpoints (see ``_local_weights``).
         device: ``cuda`` (the GPU Ray assigned to this actor) or ``cpu``.
     """
 
     def __init__(self, config: RunConfig, weights: dict, device: str) -> None:
+        # Model code is imported here, in the actors only: decode and write tasks import this
+        # module too, and need none of it.
+        from extract.features import build_extractor, configure_threads
+
         model = config.model.model_copy(update={"device": device})
         # The thread count changes CPU results (the order of float reductions), so a CPU actor
-        # uses the local executor's: bit-identical features on the same machine. Ray would
-        # otherwise give it one thread per reserved CPU, which is what a GPU actor keeps.
+        # takes the local executor's: bit-identical features on the same machine. A GPU actor
+        # keeps Ray's default, one thread per reserved CPU, unless threads are set.
         if model.threads or device == "cpu":
-            torch.set_num_threads(model.threads or len(os.sched_getaffinity(0)))
-        self.extractor = build_extractor(model, config.stages, _local_weights(config, weights))
+            configure_threads(model)
+        self.extractor = build_extractor(model, config.stages, _local_weights(config, weights), config.linking)
         self.sampling = config.sampling
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -234,17 +242,15 @@ class _ExtractorActor:
                 duration=float(batch["duration"][i]), sampling=self.sampling,
             )
             ok.append((VideoRecord(str(key), Path(path)), video))
-        # extract_group isolates a failing video within a group; a group of one must be
-        # caught by extract_group_single instead, as an error here would fail the whole run.
-        if len(ok) == 1:
-            extracted = extract_group_single(self.extractor, *ok[0])
-        else:
-            extracted = extract_group(self.extractor, *zip(*ok)) if ok else []
+        extracted = extract_group(self.extractor, *zip(*ok)) if ok else []
         return _result_columns(failed + extracted)
 
 
 def _local_weights(config: RunConfig, weights: dict) -> dict:
     """The driver's checkpoint paths, resolved again on this node where a path is missing."""
+    from extract.features import required_weights
+    from extract.models.weights import resolve_weights
+
     specs = required_weights(config.model, config.stages)
     return {
         role: path if path is None or Path(path).is_file() else resolve_weights(specs[role], config.model.weights)

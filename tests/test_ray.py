@@ -1,0 +1,193 @@
+"""The Ray executor on a real local cluster (2 CPUs): same features and manifest as the local
+executor, a killed model actor, a corrupt input, a killed driver and its resume.
+
+One cluster serves every test; the local and Ray runs of the shared dataset are made once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_tgif, tiny_config
+from extract.outputs import _video_arrays
+from extract.pipeline import run_pipeline
+from extract.store import OutputDir
+from media import write_gif
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+
+GOOD = [f"v{i}" for i in range(6)]
+# 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short.
+SETTINGS = {"shard_videos": 2, "max_failures": 5, "model": {"batch_size": 4}}
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A local Ray cluster for the whole session; yields its address for subprocess drivers."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")  # inherited by the cluster and by subprocess drivers
+        ray.init(num_cpus=2)
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Six good GIFs of different sizes and lengths, and one truncated GIF."""
+    root = tmp_path_factory.mktemp("ray_data")
+    source = write_gif(root / "source.gif", [50] * 12, size=(120, 160))
+    gifs: dict[str, list[int] | bytes] = {key: [40, 70, 100] * (2 + i % 3) for i, key in enumerate(GOOD)}
+    gifs["corrupt"] = source.read_bytes()[: source.stat().st_size // 2]
+    return make_tgif(root / "tgif", gifs)
+
+
+@pytest.fixture(scope="module")
+def local_out(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "out"
+    run_pipeline(tiny_config("tgif", out, data_root=dataset, **SETTINGS))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_out(dataset, tmp_path_factory, ray_address) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("ray") / "out"
+    return out, run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray", **SETTINGS))
+
+
+def features(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every array of every done video, read from the shard its record names."""
+    arrays = {}
+    for key, record in OutputDir(out).done().items():
+        with h5py.File(out / "shards" / record["shard"], "r") as f:
+            arrays[key] = {name: ds[()] for name, ds in _video_arrays(f, key).items()}
+    return arrays
+
+
+def assert_same_features(got: Path, want: Path) -> None:
+    a, b = features(got), features(want)
+    assert a.keys() == b.keys()
+    for key in b:
+        assert a[key].keys() == b[key].keys(), key
+        for name in b[key]:
+            assert a[key][name].dtype == b[key][name].dtype, f"{key}/{name}"
+            assert np.array_equal(a[key][name], b[key][name]), f"{key}/{name} differs"
+
+
+def manifest_view(out: Path) -> dict[str, tuple]:
+    return {k: (r["status"], r["reason"], r.get("steps")) for k, r in OutputDir(out).read_manifest().items()}
+
+
+def assert_exactly_once(out: Path) -> None:
+    """Each good video has one done manifest line and its data in exactly one shard."""
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in lines if r["status"] == "done") == GOOD
+    stored = []
+    for shard in (out / "shards").iterdir():
+        assert shard.suffix == ".h5", f"leftover {shard.name}"
+        with h5py.File(shard, "r") as f:
+            stored += list(f["appearance"])
+    assert sorted(stored) == GOOD
+
+
+def test_same_features_and_manifest_as_local(ray_out, local_out):
+    out, summary = ray_out
+    assert (summary.done, summary.failed) == (len(GOOD), 1)
+    assert manifest_view(out) == manifest_view(local_out)
+    assert_same_features(out, local_out)
+    assert_exactly_once(out)
+
+
+def test_corrupt_video_fails_alone_with_reason(ray_out):
+    out, summary = ray_out
+    manifest = OutputDir(out).read_manifest()
+    assert manifest["corrupt"]["status"] == "failed" and "truncated GIF" in manifest["corrupt"]["reason"]
+    assert [key for key, _ in summary.failures] == ["corrupt"]
+    assert all(manifest[key]["status"] == "done" for key in GOOD)
+    with h5py.File(out / "masn" / "feat_r6_vsync2" / "res152_avgpool.hdf5", "r") as f:
+        assert sorted(f) == GOOD
+
+
+def _actor_pids() -> list[int]:
+    """Processes of the model actors, found by the title Ray gives them."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"_ExtractorActor" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killed_actor_is_replaced_and_nothing_is_lost(dataset, local_out, tmp_path, ray_address):
+    out = tmp_path / "out"
+    killed: dict[str, object] = {}
+
+    def kill_actor_after_first_commit() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            manifest = out / "manifest.jsonl"
+            pids = _actor_pids()
+            if pids and manifest.exists() and manifest.read_text().count('"done"') >= 1:
+                killed["committed"] = manifest.read_text().count('"done"')
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed["pids"] = pids
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_actor_after_first_commit)
+    watcher.start()
+    config = tiny_config("tgif", out, data_root=dataset, executor="ray", **(SETTINGS | {"shard_videos": 1}))
+    summary = run_pipeline(config)
+    watcher.join()
+    assert killed.get("pids"), "the actor was never killed"
+    assert killed["committed"] < len(GOOD), "the run was over before the kill"
+    assert (summary.done, summary.failed) == (len(GOOD), 1)
+    assert_exactly_once(out)
+    assert_same_features(out, local_out)
+
+
+def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local_out, tmp_path, ray_address):
+    out = tmp_path / "out"
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "stages: [appearance, objects, motion]\nshard_videos: 1\nmax_failures: 5\n"
+        "model: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n"
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "extract", "run", "--dataset", "tgif", "--data-root", str(dataset), "--config",
+         str(config), "--out", str(out), "--executor", "ray", "--address", ray_address],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if manifest.exists() and manifest.read_text().count('"done"') >= 2:
+            break
+        time.sleep(0.02)
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    partial = len(OutputDir(out).done())
+    assert 2 <= partial < len(GOOD)
+
+    resumed = run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray", **SETTINGS))
+    assert (resumed.done, resumed.skipped) == (len(GOOD) - partial, partial)
+    assert resumed.failed == 1, "the corrupt video is retried, and fails again"
+    assert_exactly_once(out)
+    assert_same_features(out, local_out)
