@@ -57,7 +57,7 @@ def run(
     from extract.config import load_config
     from extract.datasets.base import AnnotationError
     from extract.models.weights import WeightsUnavailable
-    from extract.pipeline import run_pipeline
+    from extract.pipeline import StorageError, run_pipeline
     from extract.store import OutputLocked
 
     overrides = {
@@ -73,6 +73,8 @@ def run(
         _fail(f"invalid configuration:\n{e}")
     except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    except StorageError as e:
+        _fail(str(e), code=1)
     for line in summary.lines():
         typer.echo(line)
     if summary.failures and len(summary.failures) > cfg.max_failures:
@@ -175,6 +177,9 @@ def train_masn(
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
     hidden_size: Optional[int] = typer.Option(None),
+    patience: Optional[int] = typer.Option(None, help="stop after this many epochs without validation gain"),
+    question_only: bool = typer.Option(False, help="baseline: the video features are not used (recorded)"),
+    standardize_features: bool = typer.Option(False, help="z-score feature channels with training statistics"),
     device: Optional[str] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, help="replace an existing run in OUT_DIR"),
@@ -191,11 +196,14 @@ def train_masn(
     given = {
         "dataset": dataset, "task": TGIF_TASKS[task.lower()] if task else None, "data_root": data_root,
         "feat_dir": feat_dir, "out_dir": out_dir, "glove": glove, "random_embeddings": random_embeddings,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "seed": seed, "overwrite": overwrite,
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "device": device, "seed": seed,
+        "overwrite": overwrite,
     }
     settings = {k: v for k, v in given.items() if v is not None}
-    if hidden_size is not None:
-        settings["model"] = {"hidden_size": hidden_size}
+    model = {"hidden_size": hidden_size, "question_only": question_only or None,
+             "standardize_features": standardize_features or None}
+    if any(v is not None for v in model.values()):
+        settings["model"] = {k: v for k, v in model.items() if v is not None}
     try:
         checkpoint = train(TrainConfig.model_validate(settings))
     except ValidationError as e:
@@ -204,7 +212,7 @@ def train_masn(
         _fail(str(e))
     summary = json.loads((checkpoint.parent / "run.json").read_text())
     for split in ("val", "test"):
-        metrics = summary.get(f"{split}_metrics")
+        metrics = summary.get(split)
         if metrics:
             typer.echo(format_table(metrics, title=f"{split} ({dataset} {task or ''})".strip()))
     typer.echo(f"checkpoint: {checkpoint}")
@@ -236,6 +244,59 @@ def evaluate(
     except (ValueError, FileNotFoundError, KeyError) as e:
         _fail(str(e))
     typer.echo(format_table(metrics, title=f"{dataset}"))
+
+
+@app.command()
+def bench(
+    preset: str = typer.Option("tiny", help="paper | tiny"),
+    videos: Optional[Path] = typer.Option(None, help="directory of videos to time"),
+    synthetic: Optional[int] = typer.Option(None, help="time N generated TGIF-like GIFs instead (default 8)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    weights: str = typer.Option("random", help="random | pretrained | DIR (random: timing only)"),
+    batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
+    stages: str = typer.Option("appearance,objects,motion,trajectories", help="comma-separated stages"),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; changes features)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads of the optimized path (default: auto)"),
+    option: list[str] = typer.Option([], "--option", "-o", help="a ModelConfig field of the optimized path, KEY=VALUE (repeatable), e.g. fast_roi=true"),
+    naive_threads: Optional[int] = typer.Option(None, help="torch threads of the naive path (default: every core)"),
+    limit: Optional[int] = typer.Option(None, help="only the first N videos"),
+    seed: int = typer.Option(0, help="seed of the synthetic videos"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON"),
+    check: bool = typer.Option(True, help="compare the two paths' features after timing"),
+) -> None:
+    """Throughput per stage, against a naive baseline (one video, one model at a time) in the same run."""
+    _setup_logging(False)
+    from pydantic import ValidationError
+
+    from extract.bench import format_report, run_bench, write_json
+    from extract.datasets.base import AnnotationError
+    from extract.models.weights import WeightsUnavailable
+
+    if videos is not None and synthetic is not None:
+        _fail("give --videos DIR or --synthetic N, not both")
+    model = {"amp": amp or None, "threads": threads}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--option expects KEY=VALUE, got {item!r}")
+        import yaml
+
+        model[key.strip()] = yaml.safe_load(value)
+    try:
+        result = run_bench(
+            preset=preset, videos=videos, synthetic=synthetic if videos is not None or synthetic is not None else 8,
+            device=device, weights=weights, batch_size=batch_size, stages=stages,
+            model={k: v for k, v in model.items() if v is not None}, seed=seed, limit=limit, check=check,
+            naive_threads=naive_threads,
+        )
+    except ValidationError as e:
+        _fail(f"invalid configuration:\n{e}")
+    except (AnnotationError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if json_path is not None:
+        write_json(result, json_path)
+    for line in format_report(result):
+        typer.echo(line)
 
 
 def main() -> None:

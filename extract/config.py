@@ -73,7 +73,24 @@ class ModelConfig(_Strict):
     agnostic_nms_iou: float = 0.5  # class-agnostic NMS before taking the top num_objects
     roi_output_size: int = 7  # RoIAlign grid, averaged to one vector per box
     roi_sampling_ratio: int = 2  # RoIAlign samples per bin side
-    threads: int = 0  # torch CPU threads; 0 = all cores
+    threads: int = 0  # torch CPU threads; 0 = auto (all cores; half of them each for the two
+    #                   model threads when the detector overlaps on a CPU)
+    # Throughput settings (extract bench measures them). None of these changes float32 features
+    # beyond float rounding unless it says so.
+    overlap_detector: bool = True  # run the detector in a second thread, beside ResNet and I3D
+    channels_last: bool = True  # NDHWC memory format for I3D (oneDNN: faster, same float32 bits) and,
+    #                             on CUDA only, NHWC for ResNet (on a CPU it moves features by ~2e-6 relative)
+    fast_roi: bool = False  # RoIAlign + mean as one weight map per box and a matmul (float64 sums): tens of
+    #                         times faster on a CPU; differs from torchvision's roi_align by its float32
+    #                         rounding (a few ulps, ~3e-7 relative; 3e-5 absolute on random-weight features)
+    amp: bool = False  # bf16 autocast of ResNet, I3D and the detector backbone (meant for CUDA):
+    #                    CHANGES FEATURES (bf16 precision); outputs are still stored as float32
+    detector_rpn_pre_nms_top_n: int | None = None  # RPN proposals per level before NMS; None = the
+    #                                                architecture's default. Fewer is faster and CHANGES boxes
+    detector_rpn_post_nms_top_n: int | None = None  # proposals into the box head (mobilenet 150, resnet 1000);
+    #                                                 the box head dominates detector time. CHANGES boxes
+    detector_min_size: int | None = None  # override the preset's detector input size (shorter side); CHANGES boxes
+    detector_max_size: int | None = None  # ... and its longer-side cap; CHANGES boxes
 
     @property
     def architecture(self) -> ModelPreset:

@@ -142,3 +142,60 @@ def test_masked_softmax_of_nothing_is_zero():
     out = masked_softmax(scores, mask, dim=-1)
     assert out[0, 1] == 0 and out[0].sum().item() == pytest.approx(1.0)
     assert torch.equal(out[1], torch.zeros(3))
+
+
+@pytest.mark.parametrize(("head", "candidates", "num_answers"), [("count", 1, 0), ("choice", 5, 0), ("open", 1, 7)])
+def test_question_only_baseline_ignores_the_video(head, candidates, num_answers):
+    # The baseline builds no visual stream: other features, another length, other boxes -> the same output.
+    torch.manual_seed(0)
+    config = TINY.model_copy(update={"question_only": True})
+    model = MASN(config, vocab_size=VOCAB, word_dim=WORD, appearance_dim=D, motion_dim=D, head=head,
+                 num_answers=num_answers).eval()
+    assert model.appearance is None and model.motion is None
+    first = make_batch([4, 2], candidates=candidates, seed=3)
+    second = make_batch([6, 5], candidates=candidates, seed=4)
+    second.tokens, second.lengths = first.tokens, first.lengths  # same questions, other videos
+    for name in ("app_global", "mot_global", "app_objects", "mot_objects"):
+        getattr(second, name).mul_(100.0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(first), model(second), rtol=0, atol=0)
+
+    # and no gradient path from the features: they are never read
+    model.train()
+    for name in ("app_global", "mot_global", "app_objects", "mot_objects", "boxes"):
+        getattr(first, name).requires_grad_(True)
+    first.targets = torch.ones(2)
+    head_loss(head, model(first), first.targets).backward()
+    assert all(getattr(first, name).grad is None
+               for name in ("app_global", "mot_global", "app_objects", "mot_objects", "boxes"))
+    assert model.video_constant.grad is not None and model.video_constant.grad.abs().sum() > 0
+
+    # the full model does depend on the video (the same check fails without question_only)
+    full = make_model(head, num_answers).eval()
+    with torch.no_grad():
+        assert not torch.allclose(full(first), full(second))
+
+
+def test_standardized_features_are_z_scores_of_the_inputs():
+    # standardize_features only rescales the inputs: the same weights on pre-standardized features agree
+    torch.manual_seed(0)
+    config = TINY.model_copy(update={"standardize_features": True})
+    model = MASN(config, vocab_size=VOCAB, word_dim=WORD, appearance_dim=D, motion_dim=D, head="open",
+                 num_answers=4).eval()
+    g = torch.Generator().manual_seed(5)
+    stats = {name: (torch.randn(D, generator=g) * 3, torch.rand(D, generator=g) + 0.5)
+             for name in ("app_objects", "app_global", "mot_objects", "mot_global")}
+    model.set_feature_statistics(stats)
+    plain = MASN(TINY, vocab_size=VOCAB, word_dim=WORD, appearance_dim=D, motion_dim=D, head="open", num_answers=4)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and sorted(unexpected) == sorted(
+        f"{stream}.{name}" for stream in ("appearance", "motion")
+        for name in ("object_mean", "object_std", "global_mean", "global_std"))
+    batch = make_batch([4, 2], seed=6)
+    standardized = Batch(**{name: getattr(batch, name) for name in batch.__dataclass_fields__})
+    for name, (mean, std) in stats.items():
+        setattr(standardized, name, (getattr(batch, name) - mean) / std)
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), plain.eval()(standardized), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="standardize_features=False"):
+        plain.set_feature_statistics(stats)

@@ -269,3 +269,76 @@ def test_trains_from_the_dataset_adapter_and_evaluates_a_split(tmp_path):
     metrics = evaluate_checkpoint(checkpoint, data_root=root, feat_dir=tmp_path / "feat", split="test", device="cpu")
     assert metrics == run["test"]
     assert json.loads((tmp_path / "out" / "predictions_test.json").read_text())
+
+
+def test_question_only_baseline_is_recorded_and_reloads(tmp_path):
+    write_features(tmp_path / "feat", "tgif", {str(k): 3 for k in range(8)})
+    splits = {
+        "train": [frameqa(str(k), f"q{k}", "cat" if k % 2 else "dog", "train") for k in range(5)],
+        "val": [frameqa("5", "q5", "cat", "train")],
+        "test": [frameqa("6", "q6", "dog", "test"), frameqa("7", "q7", "cat", "test")],
+    }
+    cfg = config(tmp_path, epochs=2, model=ModelConfig(hidden_size=16, location_dim=8, dropout=0.0,
+                                                        question_only=True))
+    checkpoint = train(cfg, splits)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["question_only"] is True and run["config"]["model"]["question_only"] is True
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["config"]["model"]["question_only"] is True
+    assert not any(name.startswith(("appearance.", "motion.")) for name in saved["state_dict"])
+    model, _ = load_checkpoint(checkpoint)
+    assert model.question_only and model.appearance is None
+    # the same question about two different videos gets the same answer
+    predictions = json.loads((tmp_path / "out" / "predictions_test.json").read_text())
+    assert predictions["6_q6"]["prediction"] == predictions["7_q7"]["prediction"]
+
+
+def test_cli_trains_the_question_only_baseline(tmp_path):
+    from typer.testing import CliRunner
+
+    from extract.cli import app
+    from extract.datasets import load_dataset
+
+    root = tmp_path / "demo"
+    videos = load_dataset("demo", root).videos
+    write_features(tmp_path / "feat", "demo", {video.key: 3 for video in videos})
+    result = CliRunner().invoke(app, [
+        "train", "masn", "--dataset", "demo", "--task", "FrameQA", "--data-root", str(root),
+        "--feat-dir", str(tmp_path / "feat"), "--out-dir", str(tmp_path / "out"), "--random-embeddings",
+        "--epochs", "1", "--hidden-size", "16", "--question-only", "--device", "cpu",
+    ])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["question_only"] is True and run["config"]["model"]["hidden_size"] == 16
+    assert "FrameQA" in result.output  # the test table is printed
+
+
+def test_feature_statistics_and_a_standardized_run(tmp_path):
+    from extract.masn.data import feature_statistics
+
+    arrays = write_features(tmp_path / "feat", "tgif", {str(k): 3 + k % 2 for k in range(8)})
+    reader = FeatureReader(index_paths(tmp_path / "feat", "tgif"))
+    with h5py.File(tmp_path / "feat" / MASN_INDEX_FILES["tgif"].appearance_objects, "a") as f:
+        f["image_features/0"][0, -1] = 0.0  # a padding row (fewer detections than N): left out of the statistics
+    arrays["0"]["app_objects"][0, -1] = 0.0
+    stats = feature_statistics(reader, ["0", "1", "2"])
+    for name, (mean, std) in stats.items():
+        rows = np.concatenate([arrays[k][name].reshape(-1, DIM) for k in ("0", "1", "2")]).astype(np.float64)
+        rows = rows[np.any(rows != 0, axis=1)]
+        np.testing.assert_allclose(mean, rows.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(std, rows.std(0), rtol=1e-5, atol=1e-6)
+    reader.close()
+
+    splits = {"train": [frameqa(str(k), f"q{k}", "cat" if k % 2 else "dog", "train") for k in range(6)],
+              "val": [frameqa("6", "q6", "cat", "train"), frameqa("7", "q7", "dog", "train")]}
+    cfg = config(tmp_path, epochs=2, model=ModelConfig(hidden_size=16, location_dim=8, dropout=0.0,
+                                                        standardize_features=True))
+    checkpoint = train(cfg, splits)
+    saved = torch.load(checkpoint, weights_only=True)
+    train_stats = feature_statistics(FeatureReader(index_paths(tmp_path / "feat", "tgif")), [str(k) for k in range(6)])
+    np.testing.assert_allclose(saved["state_dict"]["appearance.global_mean"].numpy(), train_stats["app_global"][0])
+    np.testing.assert_allclose(saved["state_dict"]["motion.object_std"].numpy(), train_stats["mot_objects"][1])
+    # the checkpoint alone (statistics included) reproduces the selected epoch's validation predictions
+    evaluate(checkpoint, splits["val"], feat_dir=tmp_path / "feat", out=tmp_path / "val.json", device="cpu")
+    assert json.loads((tmp_path / "val.json").read_text()) == \
+        json.loads((tmp_path / "out" / "predictions_val.json").read_text())

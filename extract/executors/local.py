@@ -15,6 +15,7 @@ from extract.config import RunConfig
 from extract.datasets.base import VideoRecord
 from extract.features import FeatureExtractor
 from extract.store import ShardSink, VideoResult
+from extract.timing import NO_TIMER
 from extract.worker import decode_record, extract_group
 
 
@@ -26,12 +27,18 @@ def execute_local(
     on_result: Callable[[VideoResult], None],
 ) -> None:
     """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video."""
+    timer = getattr(extractor, "timer", NO_TIMER)
+
+    def decode(record: VideoRecord):
+        with timer("decode"):
+            return decode_record(record, config.sampling)
+
     sink.on_write_start()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = deque()
         queue = iter(todo)
         for record in queue:
-            pending.append((record, pool.submit(decode_record, record, config.sampling)))
+            pending.append((record, pool.submit(decode, record)))
             if len(pending) >= config.prefetch:
                 break
         group: list[tuple[VideoRecord, object]] = []
@@ -39,7 +46,7 @@ def execute_local(
             record, future = pending.popleft()
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append((nxt, pool.submit(decode_record, nxt, config.sampling)))
+                pending.append((nxt, pool.submit(decode, nxt)))
             group.append((record, future.result()))
             if len(group) >= config.shard_videos or not pending:
                 _commit(extractor, sink, group, on_result)
@@ -50,6 +57,7 @@ def _commit(extractor, sink: ShardSink, group, on_result) -> None:
     failed = [decoded for _, decoded in group if isinstance(decoded, VideoResult)]
     ok = [(record, decoded) for record, decoded in group if not isinstance(decoded, VideoResult)]
     results = failed + (extract_group(extractor, *zip(*ok)) if ok else [])
-    sink.on_write_complete(sink.write(results))
+    with getattr(extractor, "timer", NO_TIMER)("write"):
+        sink.on_write_complete(sink.write(results))
     for result in results:
         on_result(result)

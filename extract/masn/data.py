@@ -36,6 +36,7 @@ __all__ = [
     "MasnDataset",
     "uniform_sample",
     "carve_validation",
+    "feature_statistics",
     "build_examples",
     "make_loader",
 ]
@@ -201,6 +202,38 @@ class FeatureReader:
             "boxes": h.appearance_objects["spatial_features"][key][steps],  # [T, N, 6]
             "mot_objects": h.motion_objects[key][steps],  # [T, N, D_m]
         }
+
+
+def feature_statistics(reader: FeatureReader, keys: Sequence[str], *,
+                       min_std: float = 1e-6) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-channel mean and standard deviation (float32 ``[D]`` each) of ``app_global``, ``mot_global``,
+    ``app_objects`` and ``mot_objects`` over every step of the videos ``keys`` (the training videos).
+
+    Object rows that are all zero (the padding of a step with fewer than N detections) are left out;
+    a standard deviation below ``min_std`` becomes ``min_std``.
+    """
+    names = ("app_global", "mot_global", "app_objects", "mot_objects")
+    sums: dict[str, np.ndarray] = {}
+    squares: dict[str, np.ndarray] = {}
+    counts = dict.fromkeys(names, 0)
+    for key in keys:
+        features = reader.read(key, np.arange(reader.length(key)))
+        for name in names:
+            rows = np.asarray(features[name], dtype=np.float64).reshape(-1, features[name].shape[-1])  # [R, D]
+            if name.endswith("objects"):
+                rows = rows[np.any(rows != 0, axis=1)]
+            sums[name] = sums.get(name, 0.0) + rows.sum(axis=0)
+            squares[name] = squares.get(name, 0.0) + (rows**2).sum(axis=0)
+            counts[name] += len(rows)
+    empty = [name for name in names if counts[name] == 0]
+    if empty:
+        raise ValueError(f"no feature rows to compute statistics of {empty} from {len(keys)} videos")
+    stats = {}
+    for name in names:
+        mean = sums[name] / counts[name]
+        std = np.sqrt(np.maximum(squares[name] / counts[name] - mean**2, 0.0))
+        stats[name] = (mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32))
+    return stats
 
 
 @dataclass

@@ -21,6 +21,11 @@ Differences from the public code (github.com/ahjeongseo/MASN-pytorch), all delib
 - the padding steps of shorter videos (all their objects) and padding words are masked out of the
   adjacency, BAN, attention and pooling softmaxes;
 - for multiple choice, the visual graph is computed once per video and shared by the candidates.
+
+``ModelConfig(question_only=True)`` is a question-only baseline with the same question encoder,
+BAN, fusion, head and training: the two visual streams are not built, and each is replaced by one
+learned constant graph node, so the features of a video cannot influence its answer. The gap
+between MASN and this baseline is what the video contributes (language priors sit in both).
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ class ModelConfig(BaseModel):
     ban_rank: int = Field(3, ge=1)  # k, rank multiplier of BAN's low-rank bilinear attention (BAN: 3)
     lstm_layers: int = Field(1, ge=1)  # BiLSTM layers of the question encoder (code: 1)
     freeze_word_vectors: bool = True  # keep the GloVe rows fixed while training (code: frozen)
+    standardize_features: bool = False  # z-score every input feature channel with training-split statistics
+    #                                     (buffers in the checkpoint); for features whose videos share a large
+    #                                     per-channel offset, as random-weight extractors produce
+    question_only: bool = False  # baseline: no visual stream is built; one learned constant node per stream
+    #                              stands in for the video graph, so only the question informs the answer
 
     @field_validator("hidden_size", "location_dim")
     @classmethod
@@ -132,11 +142,29 @@ class VisualStream(nn.Module):
         self.local_ffn = _ffn(d + 2 * loc, d, config.dropout)  # eq. 1
         self.node_ffn = _ffn(2 * d, d, config.dropout)  # eq. 2
         self.graph = ObjectGraph(d, config.dropout)
+        self.standardize = config.standardize_features
+        if self.standardize:  # identity until set_statistics; saved with the state_dict
+            for name in ("object_mean", "global_mean"):
+                self.register_buffer(name, torch.zeros(feature_dim))
+            for name in ("object_std", "global_std"):
+                self.register_buffer(name, torch.ones(feature_dim))
+
+    def set_statistics(self, objects: tuple[Tensor, Tensor], global_: tuple[Tensor, Tensor]) -> None:
+        """Per-channel (mean ``[D]``, std ``[D]``) of the object and the global features."""
+        if not self.standardize:
+            raise ValueError("feature statistics given to a model built with standardize_features=False")
+        with torch.no_grad():
+            for (mean, std), prefix in ((objects, "object"), (global_, "global")):
+                getattr(self, f"{prefix}_mean").copy_(mean)
+                getattr(self, f"{prefix}_std").copy_(std)
 
     def forward(self, objects: Tensor, global_: Tensor, boxes: Tensor, steps: Tensor, node_mask: Tensor) -> Tensor:
         """objects ``[B, T, N, D]``, global_ ``[B, T, D]``, boxes ``[B, T, N, 6]``, steps ``[B, T]``,
         node_mask ``[B, T*N]`` -> graph nodes ``[B, T*N, d]``."""
         B, T, N, _ = objects.shape
+        if self.standardize:
+            objects = (objects - self.object_mean) / self.object_std
+            global_ = (global_ - self.global_mean) / self.global_std
         d_s = self.box_ffn(boxes)  # [B, T, N, loc]
         d_t = sinusoid_encoding(steps, self.location_dim)[:, :, None, :].expand(B, T, N, -1)  # [B, T, N, loc]
         local = self.local_ffn(torch.cat([self.object_proj(objects), d_s, d_t], dim=-1))  # [B, T, N, d]
@@ -283,25 +311,48 @@ class MASN(nn.Module):
             raise ValueError(f"an open-ended head needs num_answers >= 1, got {num_answers}")
         d = config.hidden_size
         self.head_kind = head
+        self.question_only = config.question_only
         self.question = QuestionEncoder(vocab_size, word_dim, config)
-        self.appearance = VisualStream(appearance_dim, config)
-        self.motion = VisualStream(motion_dim, config)
+        if config.question_only:  # no module reads the features: nothing of the video can reach the answer
+            self.appearance = self.motion = None
+            self.video_constant = nn.Parameter(torch.randn(2, 1, d))  # [stream, K=1, d], LayerNorm-like scale
+        else:
+            self.appearance = VisualStream(appearance_dim, config)
+            self.motion = VisualStream(motion_dim, config)
         self.ban_appearance = BilinearAttentionNetwork(d, config.glimpses, config.ban_rank, config.dropout)
         self.ban_motion = BilinearAttentionNetwork(d, config.glimpses, config.ban_rank, config.dropout)
         self.fusion = MotionAppearanceFusion(d, config.dropout)
         self.head = nn.Linear(d, num_answers if head == "open" else 1)
+
+    def set_feature_statistics(self, stats: dict[str, tuple[Tensor, Tensor]]) -> None:
+        """Per-channel (mean, std) of ``app_objects``, ``app_global``, ``mot_objects``, ``mot_global``
+        (``data.feature_statistics``) for ``standardize_features``; ignored by the question-only baseline."""
+        if self.question_only:
+            return
+        self.appearance.set_statistics(stats["app_objects"], stats["app_global"])
+        self.motion.set_statistics(stats["mot_objects"], stats["mot_global"])
 
     def set_word_vectors(self, vectors: Tensor) -> None:
         """Copy a ``[V, word_dim]`` matrix (GloVe rows in vocabulary order) into the embedding."""
         with torch.no_grad():
             self.question.embed.weight.copy_(vectors)
 
-    def forward(self, batch: Batch) -> Tensor:
+    def video_graphs(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Appearance and motion graph nodes ``[B, K, d]`` and their mask ``[B, K]``; for the question-only
+        baseline, the learned constant nodes (K = 1), which read nothing of ``batch`` but its size."""
+        if self.question_only:
+            B = batch.tokens.shape[0]
+            v_app, v_mot = (self.video_constant[i].expand(B, -1, -1) for i in range(2))  # [B, 1, d] each
+            return v_app, v_mot, torch.ones(B, 1, dtype=torch.bool, device=batch.tokens.device)
         B, T, N, _ = batch.app_objects.shape
-        C = batch.tokens.shape[1]
         node_mask = batch.video_mask[:, :, None].expand(B, T, N).reshape(B, T * N)  # [B, K]
         v_app = self.appearance(batch.app_objects, batch.app_global, batch.boxes, batch.steps, node_mask)  # [B, K, d]
         v_mot = self.motion(batch.mot_objects, batch.mot_global, batch.boxes, batch.steps, node_mask)  # [B, K, d]
+        return v_app, v_mot, node_mask
+
+    def forward(self, batch: Batch) -> Tensor:
+        B, C = batch.tokens.shape[:2]
+        v_app, v_mot, node_mask = self.video_graphs(batch)  # [B, K, d], [B, K, d], [B, K]
 
         tokens = batch.tokens.flatten(0, 1)  # [B*C, L]
         lengths = batch.lengths.flatten()  # [B*C]

@@ -14,6 +14,9 @@ given, is read exactly once, after training, with the selected checkpoint.
     predictions_val.json    validation predictions of the selected epoch
     predictions_test.json   test predictions of the selected checkpoint (when a test split is given)
     run.json                config, word vectors used, split sizes, selected epoch, test metrics, versions
+
+``model.question_only`` trains the question-only baseline the same way (see ``model``); it is
+recorded in the checkpoint's config and as ``question_only`` in run.json.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from extract.datasets.base import Question
-from extract.masn.data import Batch, FeatureReader, Head, MasnDataset, build_examples, carve_validation, make_loader
+from extract.masn.data import (
+    Batch,
+    FeatureReader,
+    Head,
+    MasnDataset,
+    build_examples,
+    carve_validation,
+    feature_statistics,
+    make_loader,
+)
 from extract.masn.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
 from extract.masn.glove import WordVectors, load_glove, random_word_vectors
 from extract.masn.layout import index_paths
@@ -268,6 +280,8 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     vectors = _word_vectors(config, words)
     if vectors.source == "random":
         report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result", warning=True)
+    if config.model.question_only:
+        report.line("QUESTION-ONLY baseline (model.question_only=True): the video features are not used")
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -275,6 +289,10 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
                   "motion_dim": dims.motion, "head": head, "num_answers": len(answers) if answers else 0}
     model = MASN(config.model, **model_args)
     model.set_word_vectors(torch.from_numpy(vectors.matrix))
+    if config.model.standardize_features and not config.model.question_only:
+        stats = feature_statistics(reader, sorted({q.key for q in train_qs}))
+        model.set_feature_statistics({name: tuple(map(torch.from_numpy, pair)) for name, pair in stats.items()})
+        report.line("features standardized per channel with the statistics of the training videos")
     model.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
@@ -351,6 +369,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         "config": config.model_dump(mode="json"),
         "word_vectors": vectors.metadata(),
         "random_word_vectors": vectors.source == "random",
+        "question_only": config.model.question_only,
         "head": head,
         "feature_dims": dims._asdict(),
         "max_video_steps": max_steps,

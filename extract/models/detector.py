@@ -56,11 +56,27 @@ class Detector(nn.Module):
         agnostic_nms_iou: IoU above which lower-scored boxes of any class are dropped.
     """
 
-    def __init__(self, model: nn.Module, *, agnostic_nms_iou: float, batch_size: int = 1) -> None:
+    def __init__(self, model: nn.Module, *, agnostic_nms_iou: float, batch_size: int = 1, amp: bool = False) -> None:
         super().__init__()
         self.model = model
         self.agnostic_nms_iou = agnostic_nms_iou
         self.batch_size = batch_size
+        self.amp = amp
+
+    def _run(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        """torchvision's ``GeneralizedRCNN.forward`` (eval), with the backbone optionally in bf16
+        autocast: the RPN, the box head and the box coordinates stay float32."""
+        if not self.amp:
+            return self.model(images)
+        model = self.model
+        original_sizes = [tuple(img.shape[-2:]) for img in images]
+        batch, _ = model.transform(images)
+        with torch.autocast(batch.tensors.device.type, dtype=torch.bfloat16):
+            features = model.backbone(batch.tensors)
+        features = {name: f.float() for name, f in features.items()}
+        proposals, _ = model.rpn(batch, features)
+        detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
     def forward(self, images: list[Tensor], top_k: int) -> list[Detections]:
         """
@@ -81,7 +97,7 @@ class Detector(nn.Module):
         for indices in by_size.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                for i, out in zip(chunk, self.model([images[i] for i in chunk])):
+                for i, out in zip(chunk, self._run([images[i] for i in chunk])):
                     raw[i] = out
         results = []
         for img, out in zip(images, raw):
@@ -102,6 +118,9 @@ def build_detector(
     candidates: int,
     agnostic_nms_iou: float,
     batch_size: int = 1,
+    rpn_pre_nms_top_n: int | None = None,
+    rpn_post_nms_top_n: int | None = None,
+    amp: bool = False,
 ) -> Detector:
     """torchvision Faster R-CNN with COCO classes.
 
@@ -114,6 +133,9 @@ def build_detector(
         candidates: detections per image out of torchvision's per-class NMS.
         batch_size: equal-size frames per forward pass. 1 makes each frame's detections
             independent of the other frames in the call (bit for bit); larger is faster on a GPU.
+        rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals kept per level before NMS and in
+            all after it (at test time); None keeps the architecture's default.
+        amp: run the backbone in bf16 autocast (see ``Detector``).
     """
     from torchvision.models import detection
 
@@ -128,7 +150,9 @@ def build_detector(
         box_score_thresh=score_thresh,
         box_detections_per_img=candidates,
         rpn_score_thresh=0.0,  # the mobilenet default (0.05) can leave a frame with no proposals
+        **({"rpn_pre_nms_top_n_test": rpn_pre_nms_top_n} if rpn_pre_nms_top_n else {}),
+        **({"rpn_post_nms_top_n_test": rpn_post_nms_top_n} if rpn_post_nms_top_n else {}),
     )
     if weights is not None:
         model.load_state_dict(load_state_dict(weights))
-    return Detector(model.eval(), agnostic_nms_iou=agnostic_nms_iou, batch_size=batch_size)
+    return Detector(model.eval(), agnostic_nms_iou=agnostic_nms_iou, batch_size=batch_size, amp=amp)
