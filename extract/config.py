@@ -73,11 +73,11 @@ class ModelConfig(_Strict):
     agnostic_nms_iou: float = 0.5  # class-agnostic NMS before taking the top num_objects
     roi_output_size: int = 7  # RoIAlign grid, averaged to one vector per box
     roi_sampling_ratio: int = 2  # RoIAlign samples per bin side
-    threads: int = 0  # torch CPU threads; 0 = auto (all cores; half of them each for the two
-    #                   model threads when the detector overlaps on a CPU)
+    threads: int = 0  # torch intra-op CPU threads; 0 = auto (on a CPU, the cores shared among model_workers)
     # Throughput settings (extract bench measures them). None of these changes float32 features
     # beyond float rounding unless it says so.
-    overlap_detector: bool = True  # run the detector in a second thread, beside ResNet and I3D
+    model_workers: int = Field(2, ge=1)  # threads that take the model tasks (I3D, ResNet batches, detector
+    #                                      frames, RoIAlign) side by side; results do not depend on it
     channels_last: bool = True  # NDHWC memory format for I3D (oneDNN: faster, same float32 bits) and,
     #                             on CUDA only, NHWC for ResNet (on a CPU it moves features by ~2e-6 relative)
     fast_roi: bool = False  # RoIAlign + mean as one weight map per box and a matmul (float64 sums): tens of

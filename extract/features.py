@@ -9,17 +9,21 @@ For each appearance step of each video:
 Steps of all videos in a call share model batches; results come back per video, in order.
 Each distinct decoded frame goes through ResNet and the detector once, whichever stages need
 it: an appearance step and a 1 fps trajectory frame on the same frame share both passes (the
-top-10 detections are the first 10 of the top-50 trajectory candidates). The detector can run
-in a second thread while ResNet and I3D run in the first (``ModelConfig.overlap_detector``).
+top-10 detections are the first 10 of the top-50 trajectory candidates). The model work of a
+call is a list of tasks (I3D batches, ResNet batches, detector frames, then RoIAlign chunks)
+that ``ModelConfig.model_workers`` threads take in turn; every task computes the same numbers
+whichever thread runs it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import groupby
 
 import numpy as np
@@ -71,16 +75,16 @@ def cpu_count() -> int:
 def configure_threads(config: ModelConfig) -> int:
     """Set torch's intra-op CPU threads for a run and return the number set.
 
-    ``config.threads`` > 0 is used as given. 0 (auto) means all cores, except for a CPU run whose
-    detector works in its own thread (``overlap_detector``): the two model threads then get half
-    the cores each. Two OpenMP pools that together outnumber the cores wait on each other at every
-    barrier and run several times slower. The decode thread gets no cores of its own: it spends
-    its time in decord's C++ code, a small fraction of the model time.
+    ``config.threads`` > 0 is used as given. 0 (auto): on a CPU, the cores divided among the
+    ``model_workers`` threads (at least 1 each); on a GPU, all cores. Two OpenMP pools that
+    together outnumber the cores wait on each other at every barrier and run several times
+    slower. The decode thread gets no cores of its own: it spends its time in decord's C++
+    code, a small fraction of the model time.
     """
     if config.threads:
         threads = config.threads
-    elif config.overlap_detector and resolve_device(config.device).type == "cpu":
-        threads = max(1, cpu_count() // 2)
+    elif resolve_device(config.device).type == "cpu":
+        threads = max(1, cpu_count() // max(1, config.model_workers))
     else:
         threads = cpu_count()
     torch.set_num_threads(threads)
@@ -174,7 +178,7 @@ class FeatureExtractor(nn.Module):
 
     Args:
         appearance, detector, motion: the models of the enabled stages (None when off).
-        config: sizes, batch size, RoI settings, precision and memory format.
+        config: sizes, batch size, RoI settings, precision, memory format, worker threads.
         stages: enabled stages, a subset of ``extract.config.STAGES``.
 
     ``timer`` (default: ``NO_TIMER``) receives the sections ``detector``, ``resnet``, ``i3d``,
@@ -198,7 +202,8 @@ class FeatureExtractor(nn.Module):
         self.linking = linking
         self.class_names = category_names()
         self.timer = NO_TIMER
-        self._detector_thread: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # helper threads of _run, made on first use
+        self._pool_size = 0
 
     @property
     def device(self) -> torch.device:
@@ -215,11 +220,44 @@ class FeatureExtractor(nn.Module):
     def _memory_format(self, ndim: int) -> torch.memory_format:
         return _memory_format(self.config, self.device, ndim)
 
-    def _overlap_detector(self) -> bool:
-        if not self.config.overlap_detector:
-            return False
-        # On a CPU, only when the two model threads' OpenMP pools fit on the cores together.
-        return self.device.type != "cpu" or 2 * torch.get_num_threads() <= cpu_count()
+    def workers(self) -> int:
+        """Threads that run this extractor's model tasks side by side."""
+        workers = max(1, self.config.model_workers)
+        if self.device.type == "cpu":
+            # Only as many as fit on the cores with their OpenMP pools (see configure_threads).
+            workers = min(workers, max(1, cpu_count() // torch.get_num_threads()))
+        return workers
+
+    def _run(self, tasks: list[Callable[[], None]]) -> None:
+        """Run every task once, on ``workers()`` threads (this one included); re-raise the first error."""
+        workers = min(self.workers(), len(tasks))
+        if workers <= 1:
+            for task in tasks:
+                task()
+            return
+        if self._pool is None or self._pool_size < workers - 1:
+            self._pool, self._pool_size = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="model"), workers - 1
+        queue, lock, errors = iter(tasks), threading.Lock(), []
+
+        @torch.inference_mode()  # thread-local, like autocast: entered in every worker
+        def drain() -> None:
+            while not errors:
+                with lock:
+                    task = next(queue, None)
+                if task is None:
+                    return
+                try:
+                    task()
+                except BaseException as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+                    errors.append(e)
+
+        helpers = [self._pool.submit(drain) for _ in range(workers - 1)]
+        try:
+            drain()
+        finally:
+            futures.wait(helpers)  # never leave a task running into a retry
+        if errors:
+            raise errors[0]
 
     def _upload(self, video: DecodedVideo) -> Tensor:
         """The video's decoded frames on the model device: uint8 Tensor[U, H, W, 3] (zero-copy on CPU)."""
@@ -238,122 +276,108 @@ class FeatureExtractor(nn.Module):
             trajectory_candidates=self.config.trajectory_candidates if "trajectories" in stages else 0,
         )
         pixels = [self._upload(video) for video in videos]
-        detections: dict[int, Detections] = {}
-        pending = None
+        batch = self.config.batch_size
+        frame_batches = [plan.frames[s : s + batch] for s in range(0, len(plan.frames), batch)]
+        clips = [(v, t) for v, video in enumerate(videos) for t in range(len(video.steps))] if "motion" in stages else []
+        clip_batches = [clips[s : s + batch] for s in range(0, len(clips), batch)]
         rows = np.flatnonzero(plan.top_k).tolist()
-        if rows:
-            if self._overlap_detector():
-                if self._detector_thread is None:
-                    self._detector_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
-                pending = self._detector_thread.submit(self._detect, pixels, plan, rows)
-            else:
-                detections = self._detect(pixels, plan, rows)
-        try:
-            pooled, c5_maps = self._resnet(pixels, plan) if plan.frames else (None, [])
-            motion_maps = self._motion(videos, pixels) if "motion" in stages else []
-            if pending is not None:
-                detections = pending.result()
-        finally:
-            if pending is not None:  # never leave the detector running into a retry
-                futures.wait([pending])
+        top_k = int(plan.top_k.max()) if rows else 0
+        per_frame = self.config.detector_batch_size
+
+        pooled: list = [None] * len(frame_batches)
+        c5_maps: list = [None] * len(frame_batches)
+        motion_maps: list = [None] * len(clip_batches)
+        detections: dict[int, Detections] = {}
+        # Longest tasks first, the fine-grained detector frames last: the workers end together.
+        self._run(
+            [partial(self._motion_batch, videos, pixels, chunk, motion_maps, i) for i, chunk in enumerate(clip_batches)]
+            + [partial(self._resnet_batch, pixels, chunk, pooled, c5_maps, i) for i, chunk in enumerate(frame_batches)]
+            + [partial(self._detect, pixels, plan, rows[s : s + per_frame], top_k, detections) for s in range(0, len(rows), per_frame)]
+        )
+
+        size, msize, n = self.config.architecture.appearance_size, self.config.architecture.motion_size, self.config.num_objects
+        empty = torch.zeros((0, 4), device=self.device)
+        frame_boxes = [  # per plan row: its top_k boxes, on the ResNet input
+            scale_boxes(detections[r].boxes[: plan.top_k[r]] if plan.top_k[r] else empty, (videos[v].width, videos[v].height), (size, size))
+            for r, (v, _) in enumerate(plan.frames)
+        ]
+        clip_boxes = [  # per clip: its step's boxes, on the I3D input
+            scale_boxes(detections[plan.step_rows[v][t]].boxes[:n], (videos[v].width, videos[v].height), (msize, msize))
+            for v, t in clips
+        ] if "objects" in stages else None
+        frame_objects: list = [None] * len(frame_batches)
+        clip_objects: list = [None] * len(clip_batches)
+        roi_tasks = [
+            partial(self._roi, c5_maps[i], frame_boxes[i * batch : (i + 1) * batch], size, frame_objects, i)
+            for i in range(len(frame_batches))
+        ]
+        if clip_boxes is not None:
+            roi_tasks += [
+                partial(self._roi, motion_maps[i], clip_boxes[i * batch : (i + 1) * batch], msize, clip_objects, i)
+                for i in range(len(clip_batches))
+            ]
+        self._run(roi_tasks)
+
         per_video: list[VideoFeatures] = [{} for _ in videos]
-        objects = self._frame_objects(videos, plan, c5_maps, detections)
+        objects = [o for chunk in frame_objects for o in chunk]
         if {"appearance", "objects"} & stages:
-            self._appearance(videos, plan, pooled, objects, detections, per_video)
+            self._appearance(videos, plan, torch.cat(pooled), objects, detections, per_video)
         if "motion" in stages:
-            self._motion_features(videos, plan, motion_maps, detections, per_video)
+            motion_objects = [o for chunk in clip_objects for o in chunk] if clip_boxes is not None else None
+            self._motion_features(videos, motion_maps, motion_objects, per_video)
         if "trajectories" in stages:
             self._trajectories(videos, plan, objects, detections, per_video)
         return per_video
 
-    @torch.inference_mode()  # thread-local: the detector may run in its own thread
-    def _detect(self, pixels: list[Tensor], plan: FramePlan, rows: list[int]) -> dict[int, Detections]:
-        """Detections of the frames at ``rows`` of ``plan``, each with the largest ``top_k`` asked."""
-        top_k = int(plan.top_k.max())
-        out: dict[int, Detections] = {}
-        for start in range(0, len(rows), self.config.batch_size):
-            chunk = rows[start : start + self.config.batch_size]
-            with self.timer("detector"):
-                images = [_unit_float(pixels[v][i]) for v, i in (plan.frames[r] for r in chunk)]
-                out.update(zip(chunk, self.detector(images, top_k=top_k)))
-        return out
+    def _detect(self, pixels: list[Tensor], plan: FramePlan, rows: list[int], top_k: int, out: dict) -> None:
+        """Detections (best ``top_k``) of the frames at ``rows`` of ``plan``, into ``out[row]``."""
+        with self.timer("detector"):
+            images = [_unit_float(pixels[v][i]) for v, i in (plan.frames[r] for r in rows)]
+            out.update(zip(rows, self.detector(images, top_k=top_k)))
 
-    def _resnet(self, pixels: list[Tensor], plan: FramePlan) -> tuple[Tensor, list[Tensor]]:
-        """ResNet on every frame of the plan: pooled Tensor[R, 2048] and the C5 maps, one
-        Tensor[B, 2048, h, w] per batch of rows."""
-        size, batch = self.config.architecture.appearance_size, self.config.batch_size
-        pooled, maps = [], []
-        for start in range(0, len(plan.frames), batch):
-            chunk = plan.frames[start : start + batch]
-            with self.timer("resnet"):
-                images = torch.cat([_square(_unit_float(pixels[v][idx]), size) for v, idx in _by_video(chunk)])
-                images = self._pad(images).contiguous(memory_format=self._memory_format(4))
-                with self._autocast():
-                    p, c5 = self.appearance(images)  # [B, 2048], [B, 2048, h, w]
-                pooled.append(p[: len(chunk)].float())
-                maps.append(c5[: len(chunk)].float())
-        return torch.cat(pooled), maps
-
-    def _motion(self, videos: Sequence[DecodedVideo], pixels: list[Tensor]) -> list[Tensor]:
-        """I3D on every step's window: time-averaged res5 maps, one Tensor[B, 2048, h, w] per
-        batch of clips (clips ordered by video, then step). Each distinct frame is resized once."""
-        size, batch = self.config.architecture.motion_size, self.config.batch_size
-        clips = [(v, t) for v, video in enumerate(videos) for t in range(len(video.steps))]
-        resized: dict[int, tuple[Tensor, np.ndarray]] = {}  # video -> (frames [U, 3, S, S], windows [T, L])
-        maps = []
-        for start in range(0, len(clips), batch):
-            chunk = clips[start : start + batch]
-            with self.timer("i3d"):
-                for v in [v for v in resized if v < chunk[0][0]]:
-                    del resized[v]
-                for v in dict.fromkeys(v for v, _ in chunk):
-                    if v not in resized:
-                        ids = videos[v].grid[videos[v].windows]  # [T, L] indices into frames
-                        unique, inverse = np.unique(ids.ravel(), return_inverse=True)
-                        frames = _square(_unit_float(pixels[v][torch.from_numpy(unique).to(self.device)]), size)
-                        resized[v] = (frames, inverse.reshape(ids.shape))
-                clip_batch = torch.stack(
-                    [resized[v][0][torch.from_numpy(resized[v][1][t]).to(self.device)] for v, t in chunk]
-                ).movedim(1, 2)  # [B, 3, L, S, S]
-                clip_batch = self._pad(clip_batch).contiguous(memory_format=self._memory_format(5))
-                with self._autocast():
-                    fmap = self.motion(clip_batch)
-                maps.append(fmap[: len(chunk)].float().mean(dim=2))  # [B, 2048, h, w], time-averaged
-        return maps
-
-    def _roi(self, maps: list[Tensor], boxes: list[Tensor], size: int) -> list[Tensor]:
-        """RoI features of ``boxes`` (one Tensor[K_i, 4] per map row, pixels of a size x size
-        input) on the rows of ``maps``: one Tensor[K_i, 2048] per row."""
-        out: list[Tensor] = []
-        start = 0
-        for fmap in maps:
-            chunk = boxes[start : start + len(fmap)]
-            start += len(fmap)
-            if not any(len(b) for b in chunk):
-                out.extend(fmap.new_zeros((0, fmap.shape[1])) for _ in chunk)
-                continue
-            with self.timer("roialign"):
-                feats = roi_mean_features(
-                    fmap,
-                    chunk,
-                    image_size=(size, size),
-                    output_size=self.config.roi_output_size,
-                    sampling_ratio=self.config.roi_sampling_ratio,
-                    fast=self.config.fast_roi,
-                )  # [sum K, 2048]
-                out.extend(torch.split(feats, [len(b) for b in chunk]))
-        return out
-
-    def _frame_objects(self, videos, plan: FramePlan, c5_maps: list[Tensor], detections: dict[int, Detections]) -> list[Tensor]:
-        """Per plan row, RoI features of its ``top_k`` best detections on its C5 map."""
+    def _resnet_batch(self, pixels: list[Tensor], chunk: list[tuple[int, int]], pooled: list, maps: list, i: int) -> None:
+        """ResNet on one batch of plan frames: ``pooled[i]`` Tensor[B, 2048], ``maps[i]`` the C5
+        maps Tensor[B, 2048, h, w]."""
         size = self.config.architecture.appearance_size
-        empty = torch.zeros((0, 4), device=self.device)
-        boxes = []
-        for r, (v, _) in enumerate(plan.frames):
-            k = int(plan.top_k[r])
-            d = detections[r].boxes[:k] if k else empty
-            boxes.append(scale_boxes(d, (videos[v].width, videos[v].height), (size, size)))
-        return self._roi(c5_maps, boxes, size)
+        with self.timer("resnet"):
+            images = torch.cat([_square(_unit_float(pixels[v][idx]), size) for v, idx in _by_video(chunk)])
+            images = self._pad(images).contiguous(memory_format=self._memory_format(4))
+            with self._autocast():
+                p, c5 = self.appearance(images)  # [B, 2048], [B, 2048, h, w]
+            pooled[i], maps[i] = p[: len(chunk)].float(), c5[: len(chunk)].float()
+
+    def _motion_batch(self, videos, pixels: list[Tensor], chunk: list[tuple[int, int]], maps: list, i: int) -> None:
+        """I3D on the windows of one batch of (video, step) clips: ``maps[i]`` the time-averaged
+        res5 maps Tensor[B, 2048, h, w]. Each distinct frame of the batch is resized once."""
+        size = self.config.architecture.motion_size
+        with self.timer("i3d"):
+            clips = []
+            for v, steps in groupby(chunk, key=lambda clip: clip[0]):
+                ids = videos[v].grid[videos[v].windows[[t for _, t in steps]]]  # [n, L] indices into frames
+                unique, inverse = np.unique(ids.ravel(), return_inverse=True)
+                frames = _square(_unit_float(pixels[v][torch.from_numpy(unique).to(self.device)]), size)  # [U, 3, S, S]
+                clips.append(frames[torch.from_numpy(inverse.reshape(ids.shape)).to(self.device)])  # [n, L, 3, S, S]
+            batch = self._pad(torch.cat(clips).movedim(1, 2)).contiguous(memory_format=self._memory_format(5))
+            with self._autocast():
+                fmap = self.motion(batch)  # [B, 2048, L', h, w]
+            maps[i] = fmap[: len(chunk)].float().mean(dim=2)  # time-averaged
+
+    def _roi(self, fmap: Tensor, boxes: list[Tensor], size: int, out: list, i: int) -> None:
+        """RoI features of ``boxes`` (one Tensor[K_b, 4] per row of ``fmap``, pixels of a
+        size x size input) on the rows of ``fmap``: ``out[i]`` one Tensor[K_b, 2048] per row."""
+        if not any(len(b) for b in boxes):
+            out[i] = [fmap.new_zeros((0, fmap.shape[1])) for _ in boxes]
+            return
+        with self.timer("roialign"):
+            feats = roi_mean_features(
+                fmap,
+                boxes,
+                image_size=(size, size),
+                output_size=self.config.roi_output_size,
+                sampling_ratio=self.config.roi_sampling_ratio,
+                fast=self.config.fast_roi,
+            )  # [sum K, 2048]
+            out[i] = list(torch.split(feats, [len(b) for b in boxes]))
 
     def _appearance(self, videos, plan: FramePlan, pooled, objects, detections, per_video) -> None:
         n = self.config.num_objects
@@ -376,19 +400,10 @@ class FeatureExtractor(nn.Module):
             record["detections/labels"] = torch.stack([pad_rows(d.labels, n) for d in dets]).cpu().numpy().astype(np.int64)
             record["detections/num_boxes"] = np.array([len(d.boxes) for d in dets], dtype=np.int64)
 
-    def _motion_features(self, videos, plan: FramePlan, maps: list[Tensor], detections, per_video) -> None:
-        size, n = self.config.architecture.motion_size, self.config.num_objects
+    def _motion_features(self, videos, maps: list[Tensor], objects: list[Tensor] | None, per_video) -> None:
+        n = self.config.num_objects
         pooled = torch.cat([fmap.mean(dim=(2, 3)) for fmap in maps]).cpu().numpy().astype(np.float32)
-        objects = None
-        if "objects" in self.stages:
-            # Each step's own boxes, in the order of the clips (videos, then steps).
-            boxes = [
-                scale_boxes(detections[r].boxes[:n], (video.width, video.height), (size, size))
-                for video, rows in zip(videos, plan.step_rows)
-                for r in rows
-            ]
-            objects = self._roi(maps, boxes, size)
-        offset = 0
+        offset = 0  # clips are ordered by video, then step
         for v, video in enumerate(videos):
             t = len(video.steps)
             per_video[v]["motion"] = pooled[offset : offset + t]

@@ -30,7 +30,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture
 def one_thread():
-    # Two model threads of one intra-op thread each: the overlapped detector path on 2+ cores.
+    # Two model workers of one intra-op thread each on 2+ cores: the tasks really run side by side.
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -61,7 +61,7 @@ def test_frame_plan_shares_steps_and_trajectory_frames(synthetic):
 def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
     config = ModelConfig(preset="tiny", weights="random", device="cpu", batch_size=8)
     extractor = build_extractor(config, STAGES, linking=LinkConfig(min_score=0.0))
-    assert extractor._overlap_detector() == (cpu_count() >= 2)
+    assert extractor.workers() == min(2, cpu_count())
     naive = NaiveExtractor(extractor)
     optimized = extractor(synthetic)
     for video, got in zip(synthetic, optimized):
