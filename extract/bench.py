@@ -306,11 +306,11 @@ class _PathResult:
         }
 
 
-def _run_naive(naive: NaiveExtractor, records, sampling, h5_path: Path, timer, device) -> _PathResult:
+def _run_naive(naive: NaiveExtractor, records, config, h5_path: Path, timer, device) -> _PathResult:
     import h5py
 
     from extract.store import shard_path
-    from extract.worker import decode_record
+    from extract.video import decode
 
     naive.timer = timer
     done = 0
@@ -319,9 +319,10 @@ def _run_naive(naive: NaiveExtractor, records, sampling, h5_path: Path, timer, d
         with h5py.File(h5_path, "w") as f:
             for record in records:
                 with timer("decode"):
-                    video = decode_record(record, sampling)
-                if not hasattr(video, "frames"):
-                    continue  # a failed video
+                    try:  # whole videos, as public scripts decode them
+                        video = decode(record.path, config.sampling, config.decode)
+                    except Exception:  # noqa: BLE001 - a failed video costs both paths the same
+                        continue
                 features = naive.extract(video)
                 with timer("write"):
                     for name, array in features.items():
@@ -495,7 +496,7 @@ def run_bench(
         info, warm = [], None
         for record in records:
             try:
-                v = decode(record.path, config.sampling)
+                v = decode(record.path, config.sampling, config.decode)
             except Exception:  # noqa: BLE001 - a failed video costs both paths the same
                 continue
             info.append((v.duration, v.num_grid, len(v.steps)))
@@ -512,7 +513,7 @@ def run_bench(
 
         make_timer = lambda: StageTimer(cuda_sync=dev.type == "cuda")  # noqa: E731
         torch.set_num_threads(naive_threads or cpu_count())  # public scripts: torch's default, every core
-        naive_result = _run_naive(naive, records, config.sampling, work / "naive.h5", make_timer(), dev)
+        naive_result = _run_naive(naive, records, config, work / "naive.h5", make_timer(), dev)
         naive_result.threads = torch.get_num_threads()
         opt_threads = configure_threads(config.model)
         opt_result = _run_optimized(config, extractor, records, work / "optimized", make_timer(), dev)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from extract.linking import LinkConfig
 from extract.sampling import SamplingConfig
+from extract.video import DecodeConfig
 
 STAGES = ("appearance", "objects", "motion", "trajectories")
 DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo")
@@ -114,6 +115,7 @@ class RunConfig(_Strict):
     shard_videos: int = Field(8, ge=1)  # videos per shard: work lost to a crash is at most this
     prefetch: int = Field(4, ge=1)  # videos decoded ahead of the models
     sampling: SamplingConfig = SamplingConfig()
+    decode: DecodeConfig = DecodeConfig()  # frame-size cap and part length: bound decoding memory
     model: ModelConfig = ModelConfig()
     linking: LinkConfig = LinkConfig()  # improved seq-NMS of the trajectories stage
 

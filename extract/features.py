@@ -13,6 +13,10 @@ top-10 detections are the first 10 of the top-50 trajectory candidates). The mod
 call is a list of tasks (I3D batches, ResNet batches, detector frames, then RoIAlign chunks)
 that ``ModelConfig.model_workers`` threads take in turn; every task computes the same numbers
 whichever thread runs it.
+
+An item may be one part of a long video (``DecodedVideo.part``): its per-step arrays come back
+as a video's do, its trajectory-frame detections as ``candidates/*`` arrays, which
+``merge_parts`` joins and ``link_trajectories`` links once the video's last part is done.
 """
 
 from __future__ import annotations
@@ -396,7 +400,7 @@ class FeatureExtractor(nn.Module):
             dets = [_head(detections[r], n) for r in rows]
             record["image_features"] = stack([objects[r][:n] for r in rows]).astype(np.float32)
             record["spatial_features"] = stack([spatial_features(d.boxes, video.width, video.height) for d in dets]).astype(np.float32)
-            record["detections/boxes"] = stack([d.boxes for d in dets]).astype(np.float32)
+            record["detections/boxes"] = stack([_to_source(d.boxes, video) for d in dets]).astype(np.float32)
             record["detections/scores"] = stack([d.scores for d in dets]).astype(np.float32)
             record["detections/labels"] = torch.stack([pad_rows(d.labels, n) for d in dets]).cpu().numpy().astype(np.int64)
             record["detections/num_boxes"] = np.array([len(d.boxes) for d in dets], dtype=np.int64)
@@ -415,22 +419,60 @@ class FeatureExtractor(nn.Module):
             offset += t
 
     def _trajectories(self, videos, plan: FramePlan, objects, detections, per_video) -> None:
+        """Each video's trajectory-frame detections as ``candidates/*`` arrays, linked at once
+        for a whole video; a part keeps them until ``link_trajectories`` sees the whole video."""
         k = self.config.trajectory_candidates
         for v, video in enumerate(videos):
             rows = plan.traj_rows[v]
             dets = [_head(detections[r], k) for r in rows]
-            boxes = [d.boxes.float().cpu() for d in dets]
-            with self.timer("linking"):
-                trajs = link_detections(boxes, [d.scores.cpu() for d in dets], [d.labels.cpu() for d in dets], self.linking)
-                arrays = trajectory_arrays(
-                    trajs,
-                    [objects[r][:k].cpu() for r in rows],
-                    boxes,
-                    (video.trajectory_steps / video.sampling.fps).tolist(),
-                    video.duration,
-                    self.class_names,
-                )
-            per_video[v].update({f"trajectories/{name}": array for name, array in arrays.items()})
+            candidates = {
+                "boxes": [_to_source(d.boxes.float(), video) for d in dets],
+                "scores": [d.scores.float() for d in dets],
+                "labels": [d.labels for d in dets],
+                "features": [objects[r][:k] for r in rows],
+            }
+            record = per_video[v]
+            record[CANDIDATES + "count"] = np.array([len(d.boxes) for d in dets], np.int64)
+            if dets:  # a part may hold no trajectory frame (merge_parts skips it)
+                record.update({CANDIDATES + name: torch.stack([pad_rows(x, k) for x in xs]).cpu().numpy()
+                               for name, xs in candidates.items()})
+            if video.is_whole:
+                self.link_trajectories(record, video.trajectory_steps / video.sampling.fps, video.duration)
+
+    def link_trajectories(self, features: VideoFeatures, frame_times: np.ndarray, duration: float) -> None:
+        """Replace the ``candidates/*`` arrays of a whole video's ``features`` (its parts
+        concatenated) by its ``trajectories/*``.
+
+        Args:
+            frame_times (ndarray[F]): seconds of the video's trajectory frames.
+            duration: the video's duration in seconds.
+        """
+        count = features.pop(CANDIDATES + "count")
+        cand = {name: [torch.from_numpy(x[:c]) for x, c in zip(features.pop(CANDIDATES + name), count)]
+                for name in CANDIDATE_FIELDS}
+        with self.timer("linking"):
+            trajs = link_detections(cand["boxes"], cand["scores"], cand["labels"], self.linking)
+            arrays = trajectory_arrays(trajs, cand["features"], cand["boxes"], frame_times.tolist(), duration, self.class_names)
+        features.update({f"trajectories/{name}": array for name, array in arrays.items()})
+
+
+CANDIDATES = "candidates/"  # the trajectory-frame detections of a part, linked once its video is whole
+CANDIDATE_FIELDS = ("boxes", "scores", "labels", "features")
+
+
+def _to_source(boxes: Tensor, video: DecodedVideo) -> Tensor:
+    """Boxes (Tensor[K, 4], x1, y1, x2, y2) from decoded-frame pixels to the file's pixels."""
+    if video.scale == (1.0, 1.0):
+        return boxes
+    sx, sy = video.scale
+    return boxes * boxes.new_tensor([sx, sy, sx, sy])
+
+
+def merge_parts(parts: Sequence[VideoFeatures]) -> VideoFeatures:
+    """One video's features from those of its parts, in order: every array is per step or per
+    trajectory frame along its first axis."""
+    names = dict.fromkeys(name for p in parts for name in p)
+    return {name: np.concatenate([p[name] for p in parts if name in p]) for name in names}
 
 
 def build_extractor(

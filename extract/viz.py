@@ -55,17 +55,18 @@ def render(out: Path, key: str, target: Path) -> Path:
     names = category_names()
     with h5py.File(Path(out) / "shards" / record["shard"], "r") as f:
         config = RunConfig.model_validate_json(f.attrs[RUN_CONFIG_ATTR])
-        video = decode(record["path"], config.sampling)
+        video = decode(record["path"], config.sampling, config.decode)
+        to_frame = np.array([*video.scale, *video.scale])  # stored boxes are in the file's pixels
         panels = []
         if shard_path("detections/boxes", key) in f:
-            boxes = f[shard_path("detections/boxes", key)][()]
+            boxes = f[shard_path("detections/boxes", key)][()] / to_frame
             labels = f[shard_path("detections/labels", key)][()]
             counts = f[shard_path("detections/num_boxes", key)][()]
             for t, g in enumerate(video.steps):
                 drawn = [(boxes[t, i], names[labels[t, i]], _colour(i)) for i in range(counts[t])]
                 panels.append(_panel(video.grid_frames(np.array([g]))[0], drawn, f"step {t} (grid {g})"))
         if shard_path("trajectories/boxes", key) in f:
-            tboxes = f[shard_path("trajectories/boxes", key)][()]  # [N, F, 4], NaN where absent
+            tboxes = f[shard_path("trajectories/boxes", key)][()] / to_frame  # [N, F, 4], NaN where absent
             tlabels = f[shard_path("trajectories/labels", key)][()]
             for j, g in enumerate(video.trajectory_steps):
                 drawn = [

@@ -2,6 +2,11 @@
 
 Failures are contained here: a video that cannot be decoded, or whose features come out
 non-finite, becomes a failed ``VideoResult`` with its reason; the others go on.
+
+A video of one part (``DecodeConfig.part_steps`` steps or fewer: every TGIF GIF) is decoded
+whole, ahead of the models, and shares model batches with the others of its group. A longer
+one is only opened ahead; its parts are decoded and extracted one at a time, then joined and
+its trajectories linked, so its frames are never all in memory.
 """
 
 from __future__ import annotations
@@ -14,51 +19,109 @@ import numpy as np
 from extract.datasets.base import VideoRecord
 from extract.sampling import SamplingConfig
 from extract.store import VideoResult, nan_allowed
-from extract.video import DecodedVideo, DecodeError, decode
+from extract.video import DecodeConfig, DecodedVideo, DecodeError, VideoFile, open_video
 
 if TYPE_CHECKING:  # decode and write workers never load the models
     from extract.features import FeatureExtractor
 
+Decoded = DecodedVideo | VideoFile  # a whole decoded video, or an opened one to stream in parts
 
-def decode_record(record: VideoRecord, sampling: SamplingConfig) -> DecodedVideo | VideoResult:
-    """The decoded grid of ``record``, or a failed result naming the reason."""
+
+def open_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> VideoFile | VideoResult:
+    """``record`` opened (timestamps, grid, size), or a failed result naming the reason."""
     try:
-        return decode(record.path, sampling)
+        return open_video(record.path, sampling, config)
     except DecodeError as e:
         return VideoResult(record.key, str(record.path), reason=e.reason)
     except Exception as e:  # noqa: BLE001 - a decoder crash must fail this video only
         return VideoResult(record.key, str(record.path), reason=f"decoder error: {type(e).__name__}: {e}")
 
 
-def video_info(video: DecodedVideo, stages: Sequence[str]) -> dict:
-    return {
+def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> Decoded | VideoResult:
+    """``record`` decoded whole when it is one part, else opened to stream; or a failed result."""
+    video = open_record(record, sampling, config)
+    if isinstance(video, VideoResult) or video.num_parts > 1:
+        return video
+    try:
+        return video.read()
+    except DecodeError as e:
+        return VideoResult(record.key, str(record.path), reason=e.reason)
+    except Exception as e:  # noqa: BLE001 - as above
+        return VideoResult(record.key, str(record.path), reason=f"decoder error: {type(e).__name__}: {e}")
+    finally:
+        video.close()
+
+
+def video_info(video: Decoded, stages: Sequence[str]) -> dict:
+    info = {
         "steps": len(video.steps),
         "grid": video.num_grid,
         "duration": round(video.duration, 6),
-        "width": video.width,
-        "height": video.height,
+        "width": video.source_size[0],
+        "height": video.source_size[1],
         "stages": list(stages),
     }
+    if isinstance(video, VideoFile):
+        info["parts"] = video.num_parts
+    return info
 
 
 def extract_group(
-    extractor: FeatureExtractor, records: Sequence[VideoRecord], videos: Sequence[DecodedVideo]
+    extractor: FeatureExtractor, records: Sequence[VideoRecord], videos: Sequence[Decoded]
 ) -> list[VideoResult]:
-    """Features of several decoded videos, batched together.
+    """Features of several videos: the decoded ones batched together, the opened ones streamed.
 
-    If the batch fails (out of memory, a model error on one odd input), each video is retried
+    If a batch fails (out of memory, a model error on one odd input), each video is retried
     alone so that only the culprit fails, with the error as its reason.
     """
+    results: list[VideoResult | None] = [None] * len(records)
+    whole = [i for i, video in enumerate(videos) if isinstance(video, DecodedVideo)]
+    if whole:
+        batch = _extract_batch(extractor, [records[i] for i in whole], [videos[i] for i in whole])
+        for i, result in zip(whole, batch):
+            results[i] = result
+    for i, video in enumerate(videos):
+        if isinstance(video, VideoFile):
+            results[i] = _extract_streamed(extractor, records[i], video)
+    return results
+
+
+def _extract_batch(extractor: FeatureExtractor, records, videos) -> list[VideoResult]:
     try:
         outputs = extractor(list(videos))
     except Exception as e:  # noqa: BLE001 - isolate the failing video below
         if len(videos) == 1:
-            return [VideoResult(records[0].key, str(records[0].path), reason=f"model error: {type(e).__name__}: {e}")]
-        return [r for rec, vid in zip(records, videos) for r in extract_group(extractor, [rec], [vid])]
+            return [_model_error(records[0], e)]
+        return [r for rec, vid in zip(records, videos) for r in _extract_batch(extractor, [rec], [vid])]
     return [_result(extractor, rec, vid, out) for rec, vid, out in zip(records, videos, outputs)]
 
 
-def _result(extractor: FeatureExtractor, record: VideoRecord, video: DecodedVideo, features: dict) -> VideoResult:
+def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: VideoFile) -> VideoResult:
+    from extract.features import merge_parts
+
+    try:
+        parts = []
+        for part in video.parts():
+            try:
+                (features,) = extractor([part])
+            except Exception as e:  # noqa: BLE001 - this video fails, the group goes on
+                return _model_error(record, e)
+            parts.append(features)
+    except DecodeError as e:
+        return VideoResult(record.key, str(record.path), reason=e.reason)
+    finally:
+        video.close()
+    features = merge_parts(parts)
+    if "trajectories" in extractor.stages:
+        extractor.link_trajectories(features, video.trajectory_steps / video.sampling.fps, video.duration)
+    return _result(extractor, record, video, features)
+
+
+def _model_error(record: VideoRecord, e: Exception) -> VideoResult:
+    return VideoResult(record.key, str(record.path), reason=f"model error: {type(e).__name__}: {e}")
+
+
+def _result(extractor: FeatureExtractor, record: VideoRecord, video: Decoded, features: dict) -> VideoResult:
     bad = [
         name
         for name, array in features.items()
@@ -67,3 +130,4 @@ def _result(extractor: FeatureExtractor, record: VideoRecord, video: DecodedVide
     if bad:
         return VideoResult(record.key, str(record.path), reason=f"non-finite values in {', '.join(sorted(bad))}")
     return VideoResult(record.key, str(record.path), features=features, info=video_info(video, extractor.stages))
+

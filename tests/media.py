@@ -62,3 +62,59 @@ def pyav_frames(path: Path) -> tuple[list[Fraction], Fraction, list[np.ndarray]]
             images.append(frame.to_ndarray(format="rgb24"))
             last_duration = Fraction(frame.duration or 0) * stream.time_base
     return pts, pts[-1] + last_duration, images
+
+
+def write_long_mp4(path: Path, seconds: float, fps: int = 30, size: tuple[int, int] = (180, 320)) -> Path:
+    """A lossy H.264 mp4 of ``seconds`` at ``fps``, encoded fast: for length and size, not exactness."""
+    import av
+
+    h, w = size
+    base = pattern(0, h, w)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "30"}
+        for i in range(round(seconds * fps)):
+            img = base.copy()
+            y, x = (i * 3) % max(h - 16, 1), (i * 5) % max(w - 16, 1)
+            img[y : y + 16, x : x + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_with_pts(path: Path, pts: list[int | None], fmt: str, size: tuple[int, int] = (48, 64)) -> Path:
+    """Intra-only (MJPEG) frames ``pattern(0..)`` in decode order, muxed with the given packet
+    pts in 1/25 s (None: no timestamp), dts 0, 1, 2, ...: non-monotonic or missing timestamps."""
+    import av
+
+    h, w = size
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuvj420p"
+        packets = []
+        for i in range(len(pts)):
+            packets += stream.encode(av.VideoFrame.from_ndarray(pattern(i, h, w), format="rgb24"))
+        packets += stream.encode()
+        for i, (packet, t) in enumerate(zip(packets, pts, strict=True)):
+            packet.pts, packet.dts = t, (i if t is not None else None)
+            container.mux(packet)
+    return path
+
+
+def write_raw_h264(path: Path, num_frames: int, size: tuple[int, int] = (48, 64)) -> Path:
+    """An H.264 elementary stream without a container: no timestamps, no frame count."""
+    import av
+
+    h, w = size
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pattern(i, h, w), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

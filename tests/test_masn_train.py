@@ -293,7 +293,9 @@ def test_question_only_baseline_is_recorded_and_reloads(tmp_path):
     assert predictions["6_q6"]["prediction"] == predictions["7_q7"]["prediction"]
 
 
-def test_cli_trains_the_question_only_baseline(tmp_path):
+def train_demo_cli(tmp_path, task: str, *flags: str):
+    """``extract train masn`` for one epoch on the demo questions with 3-step features; the
+    demo's root and the CLI result."""
     from typer.testing import CliRunner
 
     from extract.cli import app
@@ -303,14 +305,38 @@ def test_cli_trains_the_question_only_baseline(tmp_path):
     videos = load_dataset("demo", root).videos
     write_features(tmp_path / "feat", "demo", {video.key: 3 for video in videos})
     result = CliRunner().invoke(app, [
-        "train", "masn", "--dataset", "demo", "--task", "FrameQA", "--data-root", str(root),
+        "train", "masn", "--dataset", "demo", "--task", task, "--data-root", str(root),
         "--feat-dir", str(tmp_path / "feat"), "--out-dir", str(tmp_path / "out"), "--random-embeddings",
-        "--epochs", "1", "--hidden-size", "16", "--question-only", "--device", "cpu",
+        "--epochs", "1", "--hidden-size", "16", "--device", "cpu", *flags,
     ])
     assert result.exit_code == 0, result.output
+    return root, result
+
+
+def test_cli_trains_the_question_only_baseline(tmp_path):
+    _, result = train_demo_cli(tmp_path, "FrameQA", "--question-only")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["question_only"] is True and run["config"]["model"]["hidden_size"] == 16
     assert "FrameQA" in result.output  # the test table is printed
+
+
+def test_cli_standardize_features_reaches_the_checkpoint(tmp_path):
+    from extract.datasets import load_dataset
+    from extract.masn.data import carve_validation, feature_statistics
+    from extract.masn.tasks import select_questions
+
+    root, _ = train_demo_cli(tmp_path, "Count", "--standardize-features")
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["config"]["model"]["standardize_features"] is True
+    # the checkpoint carries the statistics of the training videos: Train_* minus the carved validation
+    count_qs = select_questions(load_dataset("demo", root).questions("train"), "demo", "count")
+    train_qs, _ = carve_validation(count_qs, 0.1)
+    reader = FeatureReader(index_paths(tmp_path / "feat", "demo"))
+    stats = feature_statistics(reader, sorted({q.key for q in train_qs}))
+    reader.close()
+    model, _ = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    np.testing.assert_allclose(model.motion.global_mean.numpy(), stats["mot_global"][0])
+    np.testing.assert_allclose(model.appearance.object_std.numpy(), stats["app_objects"][1])
 
 
 def test_feature_statistics_and_a_standardized_run(tmp_path):

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
-from conftest import make_tgif, tiny_config
+from conftest import assert_same_features, make_tgif, tiny_config
 from extract.masn.layout import index_paths
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir, OutputLocked
@@ -129,15 +128,6 @@ def test_offline_pretrained_weights_name_file_and_remedies(tmp_path, folder_vide
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
 
 
-def _features(out: Path) -> dict[str, dict[str, np.ndarray]]:
-    manifest = OutputDir(out).done()
-    arrays: dict[str, dict[str, np.ndarray]] = {}
-    for key, record in manifest.items():
-        with h5py.File(out / "shards" / record["shard"], "r") as f:
-            arrays[key] = {name: f[name][key][()] for name in ("appearance", "motion") if name in f}
-    return arrays
-
-
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "extract", "run", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
@@ -182,11 +172,7 @@ def test_sigkill_and_resume_completes_exactly_the_missing(tmp_path):
         with h5py.File(shard, "r") as f:
             stored += list(f["appearance"])
     assert sorted(stored) == sorted(done_keys), "no orphan or duplicate shard data"
-    got, want = _features(killed), _features(reference)
-    assert got.keys() == want.keys()
-    for key in want:
-        for name in want[key]:
-            np.testing.assert_array_equal(got[key][name], want[key][name], err_msg=f"{key}/{name}")
+    assert_same_features(killed, reference)
 
 
 def test_cli_refuses_second_concurrent_run(tmp_path, folder_videos):

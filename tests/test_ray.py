@@ -19,8 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_tgif, tiny_config
-from extract.outputs import _video_arrays
+from conftest import assert_same_features, make_tgif, tiny_config
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir
 from media import write_gif
@@ -30,8 +29,9 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 GOOD = [f"v{i}" for i in range(6)]
-# 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short.
-SETTINGS = {"shard_videos": 2, "max_failures": 5, "model": {"batch_size": 4}}
+# 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short;
+# one step per part, so the two-step videos take the streamed path (the actor decodes them).
+SETTINGS = {"shard_videos": 2, "max_failures": 5, "model": {"batch_size": 4}, "decode": {"part_steps": 1}}
 
 
 @pytest.fixture(scope="session")
@@ -69,25 +69,6 @@ def ray_out(dataset, tmp_path_factory, ray_address) -> tuple[Path, object]:
     return out, run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray", **SETTINGS))
 
 
-def features(out: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every array of every done video, read from the shard its record names."""
-    arrays = {}
-    for key, record in OutputDir(out).done().items():
-        with h5py.File(out / "shards" / record["shard"], "r") as f:
-            arrays[key] = {name: ds[()] for name, ds in _video_arrays(f, key).items()}
-    return arrays
-
-
-def assert_same_features(got: Path, want: Path) -> None:
-    a, b = features(got), features(want)
-    assert a.keys() == b.keys()
-    for key in b:
-        assert a[key].keys() == b[key].keys(), key
-        for name in b[key]:
-            assert a[key][name].dtype == b[key][name].dtype, f"{key}/{name}"
-            assert np.array_equal(a[key][name], b[key][name]), f"{key}/{name} differs"
-
-
 def manifest_view(out: Path) -> dict[str, tuple]:
     return {k: (r["status"], r["reason"], r.get("steps")) for k, r in OutputDir(out).read_manifest().items()}
 
@@ -108,6 +89,8 @@ def test_same_features_and_manifest_as_local(ray_out, local_out):
     out, summary = ray_out
     assert (summary.done, summary.failed) == (len(GOOD), 1)
     assert manifest_view(out) == manifest_view(local_out)
+    streamed = [k for k, r in OutputDir(out).done().items() if r.get("parts")]
+    assert streamed == [k for k, r in OutputDir(local_out).done().items() if r.get("parts")] and len(streamed) == 2
     assert_same_features(out, local_out)
     assert_exactly_once(out)
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from extract.sampling import SamplingConfig, grid_size, motion_windows
-from extract.video import DecodeError, decode, read_timestamps
-from media import pyav_frames, write_gif, write_mp4
+from extract.video import DecodeConfig, DecodeError, decode, decoded_size, open_video, read_timestamps
+from media import pattern, pyav_frames, write_gif, write_mp4, write_raw_h264, write_with_pts
 
 
 def oracle_grid(pts: list[Fraction], duration: Fraction, fps: int = 6) -> list[int]:
@@ -119,3 +122,97 @@ def test_timestamps_of_gif_use_delays(tmp_path):
     pts, duration = read_timestamps(write_gif(tmp_path / "v.gif", [40, 70, 100]))
     np.testing.assert_allclose(pts, [0.0, 0.04, 0.11], atol=1e-6)
     assert duration == pytest.approx(0.21, abs=1e-6)
+
+
+def pattern_index(image: np.ndarray, count: int) -> int:
+    """Which ``pattern(i)`` a (lossy) decoded frame shows."""
+    h, w = image.shape[:2]
+    return int(np.argmin([np.abs(image.astype(int) - pattern(i, h, w)).mean() for i in range(count)]))
+
+
+def test_non_monotonic_timestamps_keep_decode_order_with_sorted_times(tmp_path):
+    # Packet pts 0, 3, 2, 4, ... (1/25 s): decord reports the timestamps sorted and the frames in
+    # decode order; the grid is the oracle's rule applied to exactly that.
+    path = write_with_pts(tmp_path / "backwards.mkv", [0, 3, 2, 4, 5, 6, 7, 8, 9, 10], "matroska")
+    pts, duration, images = pyav_frames(path)
+    assert pts[1] > pts[2]  # the fixture really goes backwards
+    expected = oracle_grid(sorted(pts), duration)
+    video = decode(path)
+    got = video.grid_frames(np.arange(video.num_grid))
+    assert [pattern_index(f, len(images)) for f in got] == expected == [0, 3, 7]
+
+
+def test_missing_timestamps_fall_back_to_frame_rate(tmp_path):
+    path = write_with_pts(tmp_path / "no_pts.avi", [None] * 10, "avi")
+    pts, duration = read_timestamps(path)
+    np.testing.assert_allclose(pts, np.arange(10) / 25, atol=1e-6)
+    assert duration == pytest.approx(0.4, abs=1e-6)
+    video = decode(path)
+    assert [pattern_index(f, 10) for f in video.grid_frames(np.arange(video.num_grid))] == oracle_grid(
+        [Fraction(i, 25) for i in range(10)], Fraction(2, 5))
+
+
+def test_stream_without_container_fails_with_reason(tmp_path):
+    path = write_raw_h264(tmp_path / "raw.h264", 10)
+    with pytest.raises(DecodeError, match=r"no frame count or timestamps in the file .*remux"):
+        decode(path)
+
+
+def test_parts_hold_exactly_the_frames_of_the_whole_video(tmp_path):
+    path = write_mp4(tmp_path / "v.mp4", 30, num_frames=200, size=(48, 64))  # 40 grid frames, 10 steps
+    whole = decode(path)
+    video = open_video(path, config=DecodeConfig(part_steps=3))
+    parts = list(video.parts())
+    assert [p.part for p in parts] == [(i, 4) for i in range(4)] and video.num_parts == 4
+    np.testing.assert_array_equal(np.concatenate([p.steps for p in parts]), whole.steps)
+    np.testing.assert_array_equal(np.concatenate([p.trajectory_steps for p in parts]), whole.trajectory_steps)
+    for p in parts:
+        used = np.unique(np.concatenate([p.steps, p.windows.ravel(), p.trajectory_steps]))
+        np.testing.assert_array_equal(p.grid_frames(used), whole.grid_frames(used))
+        assert len(p.frames) == len(used)  # nothing else held
+    with pytest.raises(IndexError, match="not decoded in part"):
+        parts[0].grid_frames(np.array([whole.num_grid - 1]))
+
+
+def test_parts_read_out_of_order_are_the_same(tmp_path):
+    path = write_mp4(tmp_path / "v.mp4", 25, num_frames=120, size=(48, 64))
+    video = open_video(path, config=DecodeConfig(part_steps=2))
+    in_order = [p.frames for p in video.parts()]
+    np.testing.assert_array_equal(video.part(1).frames, in_order[1])  # seeks back to the start
+    np.testing.assert_array_equal(video.part(0).frames, in_order[0])
+
+
+def test_large_frames_are_downscaled_at_decode(tmp_path):
+    path = write_gif(tmp_path / "wide.gif", [100] * 3, size=(300, 1200))
+    video = decode(path, config=DecodeConfig(max_side=400))
+    assert video.source_size == (1200, 300) and (video.width, video.height) == (400, 100)
+    assert video.scale == (3.0, 3.0)
+    full = decode(path, config=DecodeConfig(max_side=0))
+    assert (full.width, full.height) == (1200, 300) and full.scale == (1.0, 1.0)
+    # The decoder's own scaler: close to a box-filtered reference, not bit-equal to any.
+    reference = full.frames[0].reshape(100, 3, 400, 3, 3).mean(axis=(1, 3))
+    assert np.abs(video.frames[0].astype(float) - reference).mean() < 4
+    assert decoded_size(4096, 4096, 1024) == (1024, 1024) and decoded_size(640, 480, 1024) == (640, 480)
+
+
+def test_decord_before_torch_does_not_crash_models(tmp_path):
+    # Reproduces a segfault: decoding first in a fresh process (decord imported before torch),
+    # then the models on two threads.
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_gif(videos / "a.gif", [40, 70, 100] * 5, size=(72, 96))
+    write_mp4(videos / "b.mp4", 25, num_frames=40, size=(64, 80))
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from extract.video import decode
+decode(Path({str(videos / "a.gif")!r}))
+from conftest import tiny_config
+from extract.pipeline import run_pipeline
+config = tiny_config("folder", Path({str(tmp_path / "out")!r}), videos=Path({str(videos)!r}), model={{"model_workers": 2}})
+print("done", run_pipeline(config, progress=False).done)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["done", "2"]

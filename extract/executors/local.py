@@ -31,7 +31,7 @@ def execute_local(
 
     def decode(record: VideoRecord):
         with timer("decode"):
-            return decode_record(record, config.sampling)
+            return decode_record(record, config.sampling, config.decode)
 
     sink.on_write_start()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:

@@ -1,7 +1,8 @@
 """Ray Data executor: the local executor's work, streamed over a cluster (DESIGN.md section 4).
 
     {key, path}, one video per row and per block
-      --map(decode), CPU tasks-->                  {key, path, reason, frames, grid, pts, duration}
+      --map(decode), CPU tasks-->                  {key, path, reason, stream, frames, grid, pts, ...}
+         a video of several parts travels without frames (stream): the actor decodes it part by part
       --map_batches(_ExtractorActor), actors-->    {key, path, reason, info, features}
          shard_videos videos per call; one actor per GPU holds every model, built once
       --Write(ShardDatasink), CPU tasks-->         one shard per actor batch (temp file, rename)
@@ -45,8 +46,8 @@ from ray.data.datasource.datasink import WriteResult, _gen_datasink_write_result
 from extract.datasets.base import VideoRecord
 from extract.sampling import SamplingConfig
 from extract.store import DONE, ShardSink, VideoResult
-from extract.video import DecodedVideo
-from extract.worker import decode_record, extract_group
+from extract.video import DecodeConfig, DecodedVideo, VideoFile
+from extract.worker import decode_record, extract_group, open_record
 
 if TYPE_CHECKING:
     from extract.config import RunConfig
@@ -134,7 +135,7 @@ def _build(config: RunConfig, todo: Sequence[VideoRecord], weights: dict):
     decode_pool = ray.data.TaskPoolStrategy(size=config.decode_workers) if config.decode_workers else None
     return (
         ray.data.from_items(rows, override_num_blocks=len(rows))
-        .map(_decode_row, fn_kwargs={"sampling": config.sampling}, num_cpus=1, compute=decode_pool)
+        .map(_decode_row, fn_kwargs={"sampling": config.sampling, "decode": config.decode}, num_cpus=1, compute=decode_pool)
         .map_batches(
             _ExtractorActor,
             fn_constructor_kwargs={"config": config, "weights": weights, "device": device},
@@ -163,21 +164,29 @@ def _gpu_actors(config: RunConfig) -> int:
 # names and shapes vary (failed videos have none), which Arrow columns cannot hold as they are.
 
 
-def _decode_row(row: dict, sampling: SamplingConfig) -> dict:
-    """Decode one video: a row with its frames, or with the reason it failed (never raises)."""
+def _decode_row(row: dict, sampling: SamplingConfig, decode: DecodeConfig) -> dict:
+    """Decode one video: a row with its frames, with ``stream`` set for a video of several
+    parts (the actor streams it from the file), or with the reason it failed (never raises)."""
     record = VideoRecord(row["key"], Path(row["path"]))
-    decoded = decode_record(record, sampling)
-    if isinstance(decoded, VideoResult):
+    decoded = decode_record(record, sampling, decode)
+    empty = np.zeros(0, np.int64)
+    if isinstance(decoded, VideoFile):
+        decoded.close()
+    if not isinstance(decoded, DecodedVideo):
         return {
-            "key": record.key, "path": row["path"], "reason": decoded.reason, "frames": _NO_FRAMES,
-            "grid": np.zeros(0, np.int64), "pts": np.zeros(0, np.float64), "duration": 0.0,
+            "key": record.key, "path": row["path"], "reason": decoded.reason if isinstance(decoded, VideoResult) else "",
+            "stream": isinstance(decoded, VideoFile), "frames": _NO_FRAMES, "grid": empty, "pts": np.zeros(0),
+            "duration": 0.0, "steps": empty, "trajectory_steps": empty, "source_size": np.zeros(2, np.int64),
         }
     return {
-        "key": record.key, "path": row["path"], "reason": "",
-        "frames": decoded.frames,  # [U, H, W, 3] uint8
+        "key": record.key, "path": row["path"], "reason": "", "stream": False,
+        "frames": decoded.frames,  # [U, h, w, 3] uint8
         "grid": decoded.grid,  # [n6] int64, indices into frames
         "pts": decoded.pts,  # [N] float64
         "duration": decoded.duration,
+        "steps": decoded.steps,  # [T] int64 grid indices
+        "trajectory_steps": decoded.trajectory_steps,  # [F] int64 grid indices
+        "source_size": np.array(decoded.source_size, np.int64),  # (W, H)
     }
 
 
@@ -229,19 +238,22 @@ class _ExtractorActor:
         if model.threads or device == "cpu":
             configure_threads(model)
         self.extractor = build_extractor(model, config.stages, _local_weights(config, weights), config.linking)
-        self.sampling = config.sampling
+        self.sampling, self.decode = config.sampling, config.decode
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         failed, ok = [], []
         for i, (key, path, reason) in enumerate(zip(batch["key"], batch["path"], batch["reason"])):
-            if reason:
-                failed.append(VideoResult(str(key), str(path), reason=str(reason)))
+            record = VideoRecord(str(key), Path(path))
+            video = open_record(record, self.sampling, self.decode) if batch["stream"][i] else None
+            if reason or isinstance(video, VideoResult):
+                failed.append(video or VideoResult(str(key), str(path), reason=str(reason)))
                 continue
-            video = DecodedVideo(
+            video = video or DecodedVideo(
                 path=str(path), frames=batch["frames"][i], grid=batch["grid"][i], pts=batch["pts"][i],
-                duration=float(batch["duration"][i]), sampling=self.sampling,
+                duration=float(batch["duration"][i]), sampling=self.sampling, steps=batch["steps"][i],
+                trajectory_steps=batch["trajectory_steps"][i], source_size=tuple(int(x) for x in batch["source_size"][i]),
             )
-            ok.append((VideoRecord(str(key), Path(path)), video))
+            ok.append((record, video))
         extracted = extract_group(self.extractor, *zip(*ok)) if ok else []
         return _result_columns(failed + extracted)
 
