@@ -1,3 +1,4 @@
 from extract.cli import main
 
-main()
+if __name__ == "__main__":  # decode child processes import this module again
+    main()

@@ -27,6 +27,9 @@ class NullTimer:
     def __call__(self, name: str) -> AbstractContextManager:
         return _NULL
 
+    def add(self, name: str, seconds: float) -> None:
+        pass
+
 
 NO_TIMER = NullTimer()
 

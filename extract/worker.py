@@ -11,7 +11,12 @@ its trajectories linked, so its frames are never all in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,6 +55,79 @@ def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeC
         return VideoResult(record.key, str(record.path), reason=f"decoder error: {type(e).__name__}: {e}")
     finally:
         video.close()
+
+
+STREAM = "stream"  # a child's answer for a video to stream in parts: a decord reader cannot cross processes
+CRASHED = "decoder crashed: the decoding process died (a segfault or abort in native decoder code)"
+
+
+def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> tuple[object, float]:
+    """``decode_record`` as a child process runs it: (decoded video, failed result or STREAM, seconds)."""
+    start = time.perf_counter()
+    decoded = decode_record(record, sampling, config)
+    if isinstance(decoded, VideoFile):
+        decoded.close()
+        decoded = STREAM
+    return decoded, time.perf_counter() - start
+
+
+class DecodeProcess:
+    """Decoding in a child process, one video at a time in submission order.
+
+    A crash inside native decoder code (a segfault) then kills the child, not the run: every
+    video queued in that child is decoded again alone in a fresh one, and the one that crashes
+    again fails with ``CRASHED``. A long video is only opened and checked in the child; its
+    parts are decoded in this process (``STREAM``). The children are forked from a server that
+    has torch and decord loaded once (``forkserver``): starting one is cheap.
+
+    Args:
+        decode: the child's function, ``decode_in_child`` or one with its signature.
+    """
+
+    def __init__(self, sampling: SamplingConfig, config: DecodeConfig,
+                 decode: Callable[..., tuple[object, float]] = decode_in_child) -> None:
+        self.sampling, self.config, self._decode = sampling, config, decode
+        self._pool = self._start()
+
+    @staticmethod
+    def _start() -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["torch", "decord", "extract.worker"])  # torch first: see video._decord
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        try:
+            pool.submit(os.getpid).result()
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "the decoding child process could not start. A script that runs the pipeline needs "
+                "`if __name__ == '__main__':` around its work (children import the main module again)"
+            ) from None
+        return pool
+
+    def submit(self, record: VideoRecord) -> tuple[ProcessPoolExecutor, Future]:
+        return self._pool, self._pool.submit(self._decode, record, self.sampling, self.config)
+
+    def result(self, record: VideoRecord, handle: tuple[ProcessPoolExecutor, Future]) -> tuple[Decoded | VideoResult, float]:
+        """``record`` decoded (or opened, to stream), or its failed result; and the decode seconds."""
+        pool, future = handle
+        try:
+            decoded, seconds = future.result()
+        except BrokenProcessPool:
+            if pool is self._pool:
+                self._pool = self._start()
+            decoded, seconds = self._alone(record)
+        if decoded == STREAM:
+            decoded = open_record(record, self.sampling, self.config)
+        return decoded, seconds
+
+    def _alone(self, record: VideoRecord) -> tuple[object, float]:
+        with self._start() as pool:
+            try:
+                return pool.submit(self._decode, record, self.sampling, self.config).result()
+            except BrokenProcessPool:
+                return VideoResult(record.key, str(record.path), reason=CRASHED), 0.0
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 def video_info(video: Decoded, stages: Sequence[str]) -> dict:

@@ -118,3 +118,16 @@ def write_raw_h264(path: Path, num_frames: int, size: tuple[int, int] = (48, 64)
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def segfault_on_poison(record, sampling, config):
+    """``extract.worker.decode_in_child``, but a file named ``poison.*`` kills the decoding
+    process with SIGSEGV, as a crash in native decoder code would."""
+    import os
+    import signal
+
+    from extract.worker import decode_in_child
+
+    if record.path.stem == "poison":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return decode_in_child(record, sampling, config)

@@ -19,7 +19,7 @@ from extract.masn.layout import index_paths
 from extract.outputs import verify_output
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir
-from media import write_gif, write_long_mp4, write_mp4
+from media import segfault_on_poison, write_gif, write_long_mp4, write_mp4
 
 
 def write_audio_only_mp4(path: Path) -> Path:
@@ -256,3 +256,25 @@ def test_huge_frames_are_downscaled_in_bounded_memory(tmp_path):
     assert arrays["detections/num_boxes"].sum() > 0 and boxes.max() <= 4096
     # Boxes are in the file's pixels; the 6-d locations are the same boxes over the file's size.
     np.testing.assert_allclose(spatial[..., :4], boxes / 4096, atol=1e-6)
+
+
+def test_decoder_crash_fails_that_video_alone(tmp_path):
+    from extract.datasets.base import VideoRecord
+    from extract.sampling import SamplingConfig
+    from extract.video import DecodeConfig, DecodedVideo
+    from extract.worker import CRASHED, DecodeProcess
+
+    paths = [write_gif(tmp_path / "a.gif", [100] * 4), write_gif(tmp_path / "poison.gif", [100] * 4),
+             write_mp4(tmp_path / "b.mp4", 25, num_frames=30), write_gif(tmp_path / "c.gif", [50] * 6)]
+    records = [VideoRecord(p.stem, p) for p in paths]
+    decoder = DecodeProcess(SamplingConfig(), DecodeConfig(), decode=segfault_on_poison)
+    try:
+        handles = [decoder.submit(r) for r in records]  # all queued in the child that poison kills
+        results = {r.key: decoder.result(r, h)[0] for r, h in zip(records, handles)}
+        after = decoder.result(records[0], decoder.submit(records[0]))[0]  # the restarted child works
+    finally:
+        decoder.close()
+    assert results["poison"].reason == CRASHED
+    for key in ("a", "b", "c"):
+        assert isinstance(results[key], DecodedVideo) and Path(results[key].path).stem == key
+    assert isinstance(after, DecodedVideo)

@@ -1,22 +1,22 @@
-"""In-process executor, the embedded default: one thread decodes ahead while the models run.
+"""In-process executor, the embedded default: a child process decodes ahead while the models run.
 
-Videos are decoded in order by a background thread (decord releases the GIL), grouped
-``shard_videos`` at a time, extracted with their steps sharing model batches, and each group
-is committed as one shard. A crash loses at most the group in flight.
+Videos are decoded in order by a child process (``DecodeProcess``: a decoder crash fails one
+video, not the run), grouped ``shard_videos`` at a time, extracted with their steps sharing
+model batches, and each group is committed as one shard. A crash loses at most the group in
+flight.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from extract.config import RunConfig
 from extract.datasets.base import VideoRecord
 from extract.features import FeatureExtractor
 from extract.store import ShardSink, VideoResult
 from extract.timing import NO_TIMER
-from extract.worker import decode_record, extract_group
+from extract.worker import DecodeProcess, extract_group
 
 
 def execute_local(
@@ -28,29 +28,33 @@ def execute_local(
 ) -> None:
     """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video."""
     timer = getattr(extractor, "timer", NO_TIMER)
+    decoder = DecodeProcess(config.sampling, config.decode)
 
-    def decode(record: VideoRecord):
-        with timer("decode"):
-            return decode_record(record, config.sampling, config.decode)
+    def decoded(record: VideoRecord, handle) -> object:
+        video, seconds = decoder.result(record, handle)
+        timer.add("decode", seconds)
+        return video
 
     sink.on_write_start()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+    try:
         pending = deque()
         queue = iter(todo)
         for record in queue:
-            pending.append((record, pool.submit(decode, record)))
+            pending.append((record, decoder.submit(record)))
             if len(pending) >= config.prefetch:
                 break
         group: list[tuple[VideoRecord, object]] = []
         while pending:
-            record, future = pending.popleft()
+            record, handle = pending.popleft()
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append((nxt, pool.submit(decode, nxt)))
-            group.append((record, future.result()))
+                pending.append((nxt, decoder.submit(nxt)))
+            group.append((record, decoded(record, handle)))
             if len(group) >= config.shard_videos or not pending:
                 _commit(extractor, sink, group, on_result)
                 group = []
+    finally:
+        decoder.close()
 
 
 def _commit(extractor, sink: ShardSink, group, on_result) -> None:
