@@ -4,7 +4,7 @@ Failures are contained here: a video that cannot be decoded, or whose features c
 non-finite, becomes a failed ``VideoResult`` with its reason; the others go on.
 
 A video of one part (``DecodeConfig.part_steps`` steps or fewer: every TGIF GIF) is decoded
-whole, ahead of the models, and shares model batches with the others of its group. A longer
+whole, ahead of the models (in a child process, ``DecodeProcess``, for the local executor), and shares model batches with the others of its group. A longer
 one is only opened ahead; its parts are decoded and extracted one at a time, then joined and
 its trajectories linked, so its frames are never all in memory.
 """
@@ -32,14 +32,18 @@ if TYPE_CHECKING:  # decode and write workers never load the models
 Decoded = DecodedVideo | VideoFile  # a whole decoded video, or an opened one to stream in parts
 
 
+def _decode_failure(record: VideoRecord, e: Exception) -> VideoResult:
+    """The failed result of a video whose decoding raised ``e``."""
+    reason = e.reason if isinstance(e, DecodeError) else f"decoder error: {type(e).__name__}: {e}"
+    return VideoResult(record.key, str(record.path), reason=reason)
+
+
 def open_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> VideoFile | VideoResult:
     """``record`` opened (timestamps, grid, size), or a failed result naming the reason."""
     try:
         return open_video(record.path, sampling, config)
-    except DecodeError as e:
-        return VideoResult(record.key, str(record.path), reason=e.reason)
-    except Exception as e:  # noqa: BLE001 - a decoder crash must fail this video only
-        return VideoResult(record.key, str(record.path), reason=f"decoder error: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - a decoder error must fail this video only
+        return _decode_failure(record, e)
 
 
 def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> Decoded | VideoResult:
@@ -49,10 +53,8 @@ def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeC
         return video
     try:
         return video.read()
-    except DecodeError as e:
-        return VideoResult(record.key, str(record.path), reason=e.reason)
     except Exception as e:  # noqa: BLE001 - as above
-        return VideoResult(record.key, str(record.path), reason=f"decoder error: {type(e).__name__}: {e}")
+        return _decode_failure(record, e)
     finally:
         video.close()
 
@@ -185,8 +187,8 @@ def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: V
             except Exception as e:  # noqa: BLE001 - this video fails, the group goes on
                 return _model_error(record, e)
             parts.append(features)
-    except DecodeError as e:
-        return VideoResult(record.key, str(record.path), reason=e.reason)
+    except Exception as e:  # noqa: BLE001 - a part that fails to decode fails this video only
+        return _decode_failure(record, e)
     finally:
         video.close()
     features = merge_parts(parts)
