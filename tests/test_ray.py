@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from conftest import assert_same_features, make_tgif, tiny_config

@@ -17,7 +17,6 @@ from torchvision.ops import roi_align
 from conftest import tiny_config
 from extract.features import build_extractor
 from extract.pipeline import run_pipeline
-from extract.store import OutputDir
 from extract.video import decode
 from extract.viz import render
 from media import write_gif, write_mp4
