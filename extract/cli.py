@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from extract.videoqa.registry import MODEL_MODULES
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible VideoQA feature extraction (MASN layout).")
 
 
@@ -161,54 +163,74 @@ def link(
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
 
 
-train_app = typer.Typer(no_args_is_help=True, help="Train the bundled VideoQA models on extracted features.")
-app.add_typer(train_app, name="train")
-
 TGIF_TASKS = {"count": "count", "action": "action", "trans": "transition", "transition": "transition", "frameqa": "frameqa"}
 
 
-@train_app.command("masn")
-def train_masn(
+def _model_options(pairs: list[str]) -> dict:
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            _fail(f"--model-option takes NAME=VALUE, got {pair!r}")
+        options[name.strip()] = yaml.safe_load(value)
+    return options
+
+
+@app.command(help="Train a registered VideoQA model on extracted features. Models: "
+             f"{', '.join(sorted(MODEL_MODULES))}. Model selection on validation; the test split is evaluated once.")
+def train(
+    model: str = typer.Argument(..., help="registered model name (see Models above)"),
     dataset: str = typer.Option(..., help="tgif | demo | folder | msvd | msrvtt | nextqa"),
     task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA"),
     data_root: Path = typer.Option(..., help="annotations root (question files)"),
-    feat_dir: Path = typer.Option(..., help="MASN feature dir, e.g. OUT/masn"),
+    feat_dir: Path = typer.Option(..., help="feature dir: OUT/masn, or what `extract export nextqa` wrote"),
     out_dir: Path = typer.Option(..., help="where checkpoint, metrics and predictions go"),
     glove: Optional[Path] = typer.Option(None, help="GloVe text file (300-d)"),
     random_embeddings: bool = typer.Option(False, help="random word vectors instead of GloVe (recorded)"),
-    epochs: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    hidden_size: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None, help="at most this many epochs [default: 50]"),
+    batch_size: Optional[int] = typer.Option(None, help="questions per batch [default: the paper's]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: the paper's]"),
+    hidden_size: Optional[int] = typer.Option(None, help="model width (model option hidden_size)"),
     patience: Optional[int] = typer.Option(None, help="stop after this many epochs without validation gain"),
     question_only: bool = typer.Option(False, help="baseline: the video features are not used (recorded)"),
     standardize_features: bool = typer.Option(False, help="z-score feature channels with training statistics"),
-    device: Optional[str] = typer.Option(None),
-    seed: Optional[int] = typer.Option(None),
+    model_option: list[str] = typer.Option([], "--model-option", "-o", help="NAME=VALUE of the model's config"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] [default: auto]"),
+    seed: Optional[int] = typer.Option(None, help="initialisation and shuffling seed [default: 0]"),
     overwrite: bool = typer.Option(False, help="replace an existing run in OUT_DIR"),
 ) -> None:
-    """Train MASN (Seo et al., ACL 2021); model selection on validation, test evaluated once."""
     _setup_logging(False)
     from pydantic import ValidationError
 
-    from extract.masn.metrics import format_table
-    from extract.masn.train import TrainConfig, train
+    from extract.videoqa.metrics import format_table
+    from extract.videoqa.registry import get_model_spec
+    from extract.videoqa.train import TrainConfig
+    from extract.videoqa.train import train as run_training
 
+    try:
+        spec = get_model_spec(model)
+    except ValueError as e:
+        _fail(str(e))
     if task is not None and task.lower() not in TGIF_TASKS:
         _fail(f"--task must be one of Count, Action, Trans, FrameQA, got {task!r}")
     given = {
-        "dataset": dataset, "task": TGIF_TASKS[task.lower()] if task else None, "data_root": data_root,
+        "arch": model, "dataset": dataset, "task": TGIF_TASKS[task.lower()] if task else None, "data_root": data_root,
         "feat_dir": feat_dir, "out_dir": out_dir, "glove": glove, "random_embeddings": random_embeddings,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "device": device, "seed": seed,
         "overwrite": overwrite,
     }
     settings = {k: v for k, v in given.items() if v is not None}
-    model = {"hidden_size": hidden_size, "question_only": question_only or None,
-             "standardize_features": standardize_features or None}
-    if any(v is not None for v in model.values()):
-        settings["model"] = {k: v for k, v in model.items() if v is not None}
+    options = {"hidden_size": hidden_size, "question_only": question_only or None,
+               "standardize_features": standardize_features or None}
+    options = {k: v for k, v in options.items() if v is not None} | _model_options(model_option)
+    unknown = sorted(set(options) - set(spec.config.model_fields))
+    if unknown:
+        _fail(f"model {model!r} has no option {', '.join(unknown)}; its options: {', '.join(spec.config.model_fields)}")
+    settings["model"] = options
     try:
-        checkpoint = train(TrainConfig.model_validate(settings))
+        checkpoint = run_training(TrainConfig.model_validate(settings))
     except ValidationError as e:
         _fail(f"invalid training configuration:\n{e}")
     except (ValueError, FileNotFoundError, FileExistsError) as e:
@@ -217,7 +239,7 @@ def train_masn(
     for split in ("val", "test"):
         metrics = summary.get(split)
         if metrics:
-            typer.echo(format_table(metrics, title=f"{split} ({dataset} {task or ''})".strip()))
+            typer.echo(format_table(metrics, title=f"{split} ({model}, {dataset} {task or ''})".strip()))
     typer.echo(f"checkpoint: {checkpoint}")
 
 
@@ -232,8 +254,8 @@ def evaluate(
     split: str = typer.Option("test", help="split to evaluate (with --checkpoint)"),
 ) -> None:
     """Metrics as in the papers' tables; NExT-QA by question type (CW CH TN TC DC DL DO, C T D, All)."""
-    from extract.masn.evaluate import evaluate_checkpoint
-    from extract.masn.metrics import evaluate_nextqa, evaluate_predictions, format_table
+    from extract.videoqa.evaluate import evaluate_checkpoint
+    from extract.videoqa.metrics import evaluate_nextqa, evaluate_predictions, format_table
 
     try:
         if predictions is not None and dataset == "nextqa" and annotations is not None:

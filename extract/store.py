@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.masn.layout import MASN_INDEX_FILES
+from extract.masn_index import MASN_INDEX_FILES
 
 SHARDS_DIR = "shards"
 SHARD_PREFIX = "part-"

@@ -31,10 +31,10 @@ import json
 import time
 from pathlib import Path
 
-from extract.masn.metrics import TGIF_TASK_NAMES
-from extract.masn.model import ModelConfig
-from extract.masn.tasks import load_splits
-from extract.masn.train import TrainConfig, train
+from extract.videoqa.metrics import TGIF_TASK_NAMES
+from extract.videoqa.models.masn import ModelConfig
+from extract.videoqa.tasks import load_splits
+from extract.videoqa.train import TrainConfig, train
 
 TASKS = ("count", "action", "transition", "frameqa")
 VARIANTS = {"masn": False, "question_only": True}

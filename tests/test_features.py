@@ -14,7 +14,7 @@ from conftest import tiny_config
 from extract.config import ModelConfig
 from extract.features import build_extractor
 from extract.geometry import spatial_features
-from extract.masn.layout import index_paths
+from extract.masn_index import index_paths
 from extract.pipeline import run_pipeline
 from extract.video import decode
 from media import write_gif, write_mp4

@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import assert_same_features, make_tgif, read_features, tiny_config
 from extract.datasets.base import AnnotationError
-from extract.masn.layout import index_paths
+from extract.masn_index import index_paths
 from extract.outputs import verify_output
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from extract.datasets.base import Question
-from extract.masn.data import build_examples, carve_validation, uniform_sample
-from extract.masn.layout import MASN_INDEX_FILES, index_paths
-from extract.masn.vocab import NO_CLASS, AnswerVocab, WordVocab
+from extract.videoqa.data import build_examples, carve_validation, uniform_sample
+from extract.masn_index import MASN_INDEX_FILES, index_paths
+from extract.videoqa.vocab import NO_CLASS, AnswerVocab, WordVocab
 
 
 def test_uniform_sampling_spans_the_whole_video():

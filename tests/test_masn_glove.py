@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import extract.masn.glove as glove_module
-from extract.masn.glove import load_glove
-from extract.masn.train import TrainConfig, train
+import extract.videoqa.glove as glove_module
+from extract.videoqa.glove import load_glove
+from extract.videoqa.train import TrainConfig, train
 
 GLOVE = """\
 the 0.1 0.2 0.3 0.4

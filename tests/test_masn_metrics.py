@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from extract.masn.metrics import evaluate_nextqa, evaluate_predictions, format_table, summarize, write_predictions
+from extract.videoqa.metrics import evaluate_nextqa, evaluate_predictions, format_table, summarize, write_predictions
 
 HEADER = "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
 # (video, qid, type, right answer, predicted answer)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract.masn.data import Batch
-from extract.masn.losses import decide, head_loss, multiple_choice_hinge_loss
-from extract.masn.model import MASN, ModelConfig, masked_softmax
-from extract.masn.vocab import NO_CLASS
+from extract.videoqa.data import Batch
+from extract.videoqa.losses import decide, head_loss, multiple_choice_hinge_loss
+from extract.videoqa.models.masn import MASN, ModelConfig, masked_softmax
+from extract.videoqa.vocab import NO_CLASS
 
 D, N, H, VOCAB, WORD = 24, 3, 16, 30, 8  # feature width, objects, hidden size, words, word-vector width
 TINY = ModelConfig(hidden_size=H, location_dim=8, dropout=0.1)

@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from extract.datasets.base import Question
-from extract.masn.data import FeatureReader, MasnDataset, build_examples, uniform_sample
-from extract.masn.evaluate import evaluate, load_checkpoint
-from extract.masn.layout import MASN_INDEX_FILES, index_paths
-from extract.masn.metrics import evaluate_nextqa
-from extract.masn.model import ModelConfig
-from extract.masn.train import TrainConfig, train
-from extract.masn.vocab import WordVocab
+from extract.videoqa.data import FeatureReader, MasnDataset, build_examples, uniform_sample
+from extract.videoqa.evaluate import evaluate, load_checkpoint
+from extract.masn_index import MASN_INDEX_FILES, index_paths
+from extract.videoqa.metrics import evaluate_nextqa
+from extract.videoqa.models.masn import ModelConfig
+from extract.videoqa.train import TrainConfig, train
+from extract.videoqa.vocab import WordVocab
 
 DIM, OBJECTS = 16, 3  # tiny stand-ins for 2048-d features and 10 objects
 
@@ -258,7 +258,7 @@ def test_msvd_layout_and_nextqa_evaluation(tmp_path):
 
 def test_trains_from_the_dataset_adapter_and_evaluates_a_split(tmp_path):
     from extract.datasets import load_dataset
-    from extract.masn.evaluate import evaluate_checkpoint
+    from extract.videoqa.evaluate import evaluate_checkpoint
 
     root = tmp_path / "demo"
     videos = load_dataset("demo", root).videos  # generates the synthetic TGIF-format dataset
@@ -322,8 +322,8 @@ def test_cli_trains_the_question_only_baseline(tmp_path):
 
 def test_cli_standardize_features_reaches_the_checkpoint(tmp_path):
     from extract.datasets import load_dataset
-    from extract.masn.data import carve_validation, feature_statistics
-    from extract.masn.tasks import select_questions
+    from extract.videoqa.data import carve_validation, feature_statistics
+    from extract.videoqa.tasks import select_questions
 
     root, _ = train_demo_cli(tmp_path, "Count", "--standardize-features")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
@@ -340,7 +340,7 @@ def test_cli_standardize_features_reaches_the_checkpoint(tmp_path):
 
 
 def test_feature_statistics_and_a_standardized_run(tmp_path):
-    from extract.masn.data import feature_statistics
+    from extract.videoqa.data import feature_statistics
 
     arrays = write_features(tmp_path / "feat", "tgif", {str(k): 3 + k % 2 for k in range(8)})
     reader = FeatureReader(index_paths(tmp_path / "feat", "tgif"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from extract.masn.metrics import summarize
-from extract.masn.vocab import NO_CLASS, AnswerVocab, WordVocab, tokenize
+from extract.videoqa.metrics import summarize
+from extract.videoqa.vocab import NO_CLASS, AnswerVocab, WordVocab, tokenize
 
 
 def test_answer_vocabulary_is_the_top_k_training_answers():

@@ -14,7 +14,7 @@ import h5py
 import pytest
 
 from conftest import assert_same_features, make_tgif, tiny_config
-from extract.masn.layout import index_paths
+from extract.masn_index import index_paths
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir, OutputLocked
 from extract.video import decode

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from extract.datasets.base import Question
-from extract.masn.data import FeatureReader, Head
+from extract.videoqa.data import FeatureReader, Head
 
 __all__ = [
     "TGIF_FORMAT",

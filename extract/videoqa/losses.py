@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from extract.masn.data import Head
-from extract.masn.vocab import NO_CLASS
+from extract.videoqa.data import Head
+from extract.videoqa.vocab import NO_CLASS
 
 __all__ = ["COUNT_RANGE", "multiple_choice_hinge_loss", "head_loss", "decide"]
 

@@ -29,13 +29,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from extract.datasets.base import Question
-from extract.masn.data import (
+from extract.videoqa.data import (
     Batch,
     FeatureReader,
     Head,
@@ -45,14 +45,14 @@ from extract.masn.data import (
     feature_statistics,
     make_loader,
 )
-from extract.masn.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
-from extract.masn.glove import WordVectors, load_glove, random_word_vectors
-from extract.masn.layout import index_paths
-from extract.masn.losses import decide, head_loss
-from extract.masn.metrics import format_table, selection_metric, summarize, write_predictions
-from extract.masn.model import MASN, ModelConfig
-from extract.masn.plot import plot_history
-from extract.masn.tasks import (
+from extract.videoqa.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
+from extract.videoqa.glove import WordVectors, load_glove, random_word_vectors
+from extract.masn_index import index_paths
+from extract.videoqa.losses import decide, head_loss
+from extract.videoqa.metrics import format_table, selection_metric, summarize, write_predictions
+from extract.videoqa.plot import plot_history
+from extract.videoqa.registry import get_model_spec
+from extract.videoqa.tasks import (
     default_answer_top_k,
     default_batch_size,
     default_max_steps,
@@ -61,7 +61,7 @@ from extract.masn.tasks import (
     select_questions,
     with_features,
 )
-from extract.masn.vocab import NO_CLASS, AnswerVocab, WordVocab
+from extract.videoqa.vocab import NO_CLASS, AnswerVocab, WordVocab
 
 __all__ = ["TrainConfig", "train", "OUTPUT_FILES"]
 
@@ -103,7 +103,22 @@ class TrainConfig(BaseModel):
     device: str = "auto"  # "auto": CUDA when available, else CPU; or a torch device string ("cuda:1")
     progress: Literal["auto", "bar", "log", "none"] = "auto"  # auto: rich bar on a terminal, log lines otherwise
     overwrite: bool = False  # replace the outputs of an earlier run in out_dir instead of refusing
-    model: ModelConfig = Field(default_factory=ModelConfig)  # architecture (hidden size, glimpses, dropout...)
+    arch: str = "masn"  # registered model name (extract.videoqa.registry.list_models())
+    model: Any = Field(default_factory=dict)  # the model's own config (its
+    #                                   registered config class; a dict is validated into it)
+
+    @model_validator(mode="after")
+    def _model_config(self) -> TrainConfig:
+        spec = get_model_spec(self.arch)
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", spec.config.model_validate(self.model))
+        elif not isinstance(self.model, spec.config):
+            raise ValueError(f"model must be a {spec.config.__name__} for arch {self.arch!r}, "
+                             f"got {type(self.model).__name__}")
+        head = head_for(self.dataset, self.task)
+        if head not in spec.heads:
+            raise ValueError(f"model {self.arch!r} has no {head} head (it supports {', '.join(spec.heads)})")
+        return self
 
 
 class _Reporter:
@@ -185,10 +200,11 @@ def _prepare_splits(config: TrainConfig,
     return chosen, f"carved from train: {config.val_fraction:.0%} of the videos by key hash"
 
 
-def _checkpoint(model: MASN, config: TrainConfig, model_args: dict, words: WordVocab, answers: AnswerVocab | None,
+def _checkpoint(model: torch.nn.Module, config: TrainConfig, model_args: dict, words: WordVocab, answers: AnswerVocab | None,
                 max_steps: int, epoch: int, val: dict, selection: tuple[str, float], vectors: WordVectors) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
+        "arch": config.arch,
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         "config": config.model_dump(mode="json"),
         "model_args": model_args,
@@ -214,7 +230,7 @@ def _write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _train_epoch(model: MASN, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
+def _train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
                  device: torch.device) -> tuple[float, float]:
     """One pass of gradient steps: mean loss, and accuracy (%) or Count MSE of the decisions made on the way."""
     model.train()
@@ -280,16 +296,18 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     vectors = _word_vectors(config, words)
     if vectors.source == "random":
         report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result", warning=True)
-    if config.model.question_only:
+    question_only = bool(getattr(config.model, "question_only", False))
+    if question_only:
         report.line("QUESTION-ONLY baseline (model.question_only=True): the video features are not used")
+    spec = get_model_spec(config.arch)
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model_args = {"vocab_size": len(words), "word_dim": int(vectors.matrix.shape[1]), "appearance_dim": dims.appearance,
                   "motion_dim": dims.motion, "head": head, "num_answers": len(answers) if answers else 0}
-    model = MASN(config.model, **model_args)
+    model = spec.builder(config.model, **model_args)
     model.set_word_vectors(torch.from_numpy(vectors.matrix))
-    if config.model.standardize_features and not config.model.question_only:
+    if getattr(config.model, "standardize_features", False) and not question_only:
         stats = feature_statistics(reader, sorted({q.key for q in train_qs}))
         model.set_feature_statistics({name: tuple(map(torch.from_numpy, pair)) for name, pair in stats.items()})
         report.line("features standardized per channel with the statistics of the training videos")
@@ -297,13 +315,13 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
 
-    max_steps = config.max_video_steps or default_max_steps(config.dataset)
+    max_steps = config.max_video_steps or (spec.max_steps or default_max_steps)(config.dataset)
     batch_size = config.batch_size or default_batch_size(head)
 
     def loader(questions: list[Question], shuffle: bool):
         examples = build_examples(questions, head=head, words=words, answers=answers,
                                   max_tokens=config.max_question_tokens)
-        return make_loader(MasnDataset(examples, reader, max_steps=max_steps), batch_size=batch_size, shuffle=shuffle,
+        return make_loader(MasnDataset(examples, reader, max_steps=max_steps, sample=spec.sample), batch_size=batch_size, shuffle=shuffle,
                            num_workers=config.num_workers, seed=config.seed)
 
     train_loader, val_loader = loader(train_qs, True), loader(val_qs, False)
@@ -313,7 +331,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         (out / name).unlink(missing_ok=True)
     checkpoint_path, history_path = out / "checkpoint.pt", out / "metrics.jsonl"
     metric = "mse" if head == "count" else "accuracy"
-    report.line(f"training MASN on {config.dataset} {config.task or ''}: {len(train_qs)} train / {len(val_qs)} val "
+    report.line(f"training {config.arch} on {config.dataset} {config.task or ''}: {len(train_qs)} train / {len(val_qs)} val "
                 f"questions, head {head}, {dims}, device {device}")
 
     history: list[dict] = []
@@ -369,7 +387,8 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         "config": config.model_dump(mode="json"),
         "word_vectors": vectors.metadata(),
         "random_word_vectors": vectors.source == "random",
-        "question_only": config.model.question_only,
+        "arch": config.arch,
+        "question_only": question_only,
         "head": head,
         "feature_dims": dims._asdict(),
         "max_video_steps": max_steps,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -24,8 +24,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from extract.datasets.base import Question
-from extract.masn.layout import MasnIndexFiles
-from extract.masn.vocab import AnswerVocab, WordVocab
+from extract.masn_index import MasnIndexFiles
+from extract.videoqa.registry import uniform_sample
+from extract.videoqa.vocab import AnswerVocab, WordVocab
 
 __all__ = [
     "Head",
@@ -42,19 +43,6 @@ __all__ = [
 ]
 
 Head = Literal["count", "choice", "open"]
-
-
-def uniform_sample(length: int, max_steps: int) -> np.ndarray:
-    """Indices of at most ``max_steps`` steps spread evenly over ``length`` steps (int64, increasing).
-
-    ``length <= max_steps``: every step. Otherwise step ``i`` of ``max_steps`` is the centre of the
-    i-th of ``max_steps`` equal segments: ``floor((i + 0.5) * length / max_steps)``.
-    """
-    if length < 0 or max_steps < 1:
-        raise ValueError(f"expected length >= 0 and max_steps >= 1, got length={length}, max_steps={max_steps}")
-    if length <= max_steps:
-        return np.arange(length, dtype=np.int64)
-    return ((np.arange(max_steps) + 0.5) * length / max_steps).astype(np.int64)
 
 
 def carve_validation(train: Sequence[Question], fraction: float) -> tuple[list[Question], list[Question]]:
@@ -262,17 +250,19 @@ class Batch:
 class MasnDataset(Dataset):
     """Examples paired with their video features, read when an item is requested."""
 
-    def __init__(self, examples: Sequence[Example], reader: FeatureReader, *, max_steps: int):
+    def __init__(self, examples: Sequence[Example], reader: FeatureReader, *, max_steps: int,
+                 sample: Callable[[int, int], np.ndarray] = uniform_sample):
         self.examples = list(examples)
         self.reader = reader
         self.max_steps = max_steps
+        self.sample = sample  # (video steps, max_steps) -> step indices; the model's rule (registry)
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int) -> tuple[Example, np.ndarray, dict[str, np.ndarray]]:
         example = self.examples[i]
-        steps = uniform_sample(self.reader.length(example.key), self.max_steps)
+        steps = self.sample(self.reader.length(example.key), self.max_steps)
         return example, steps, self.reader.read(example.key, steps)
 
 

@@ -18,13 +18,13 @@ SCRIPT = textwrap.dedent("""
     socket.create_connection = refuse
     urllib.request.urlopen = refuse
 
-    import extract.masn
-    from extract.masn.metrics import format_table, evaluate_nextqa
-    from extract.masn.layout import MASN_INDEX_FILES
+    import extract.videoqa
+    from extract.videoqa.metrics import format_table, evaluate_nextqa
+    from extract.masn_index import MASN_INDEX_FILES
     assert "torch" not in sys.modules, "metrics and layout must not import torch"
-    import extract.masn.train, extract.masn.evaluate, extract.masn.model, extract.masn.glove, extract.masn.plot
-    from extract.masn.train import train, TrainConfig
-    from extract.masn.model import ModelConfig
+    import extract.videoqa.train, extract.videoqa.evaluate, extract.videoqa.models.masn, extract.videoqa.glove, extract.videoqa.plot
+    from extract.videoqa.train import train, TrainConfig
+    from extract.videoqa.models.masn import ModelConfig
     print("ok")
 """)
 

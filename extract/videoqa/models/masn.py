@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
-from extract.masn.data import Batch, Head
+from extract.videoqa.data import Batch, Head
+from extract.videoqa.registry import register_model
 
 __all__ = ["ModelConfig", "MASN", "WeightDropLinear", "masked_softmax", "sinusoid_encoding"]
 
@@ -368,3 +369,9 @@ class MASN(nn.Module):
         if self.head_kind == "choice":
             return out.view(B, C)  # [B, C]
         return out.view(B)  # [B]
+
+
+@register_model("masn", config=ModelConfig, paper="Seo et al., Attend What You Need: Motion-Appearance "
+                "Synergistic Networks for Video Question Answering, ACL 2021")
+def build_masn(config: ModelConfig, **dims) -> MASN:
+    return MASN(config, **dims)

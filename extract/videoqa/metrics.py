@@ -130,7 +130,7 @@ def read_predictions(path: Path) -> dict[str, dict]:
 
 
 def evaluate_predictions(predictions: Path, dataset: str) -> dict[str, float | None]:
-    """Metrics of a predictions file written by ``extract.masn`` (each entry carries its ``task``)."""
+    """Metrics of a predictions file written by ``extract.videoqa`` (each entry carries its ``task``)."""
     entries = read_predictions(predictions)
     untyped = [key for key, entry in entries.items() if "task" not in entry or "answer" not in entry]
     if untyped:

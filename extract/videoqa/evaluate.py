@@ -1,4 +1,4 @@
-"""Evaluation of a trained MASN checkpoint (Seo et al., ACL 2021, section 4): predictions for every
+"""Evaluation of a trained checkpoint of any registered model: predictions for every
 question of a split, written as a predictions JSON, and the benchmark's metrics (see ``metrics``).
 
 A checkpoint is a plain dict (``state_dict``, the training config, vocabularies, selected epoch)
@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from extract.datasets.base import Question
-from extract.masn.data import FeatureReader, Head, MasnDataset, build_examples, make_loader
-from extract.masn.layout import index_paths
-from extract.masn.losses import decide, head_loss
-from extract.masn.metrics import summarize, write_predictions
-from extract.masn.model import MASN, ModelConfig
-from extract.masn.tasks import load_splits, select_questions, with_features
-from extract.masn.vocab import AnswerVocab, WordVocab, normalize_answer
+from extract.videoqa.data import FeatureReader, Head, MasnDataset, build_examples, make_loader
+from extract.masn_index import index_paths
+from extract.videoqa.losses import decide, head_loss
+from extract.videoqa.metrics import summarize, write_predictions
+from extract.videoqa.registry import get_model_spec
+from extract.videoqa.tasks import load_splits, select_questions, with_features
+from extract.videoqa.vocab import AnswerVocab, WordVocab, normalize_answer
 
 __all__ = ["CHECKPOINT_FORMAT", "resolve_device", "load_checkpoint", "predict", "evaluate", "evaluate_checkpoint"]
 
@@ -36,13 +36,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_checkpoint(path: Path, *, device: str = "cpu") -> tuple[MASN, dict]:
+def load_checkpoint(path: Path, *, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """The model of a checkpoint, in eval mode on ``device``, and the checkpoint dict itself."""
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a MASN checkpoint of this package (format {checkpoint.get('format')!r}, "
+        raise ValueError(f"{path} is not a checkpoint of this package (format {checkpoint.get('format')!r}, "
                          f"expected {CHECKPOINT_FORMAT!r})")
-    model = MASN(ModelConfig(**checkpoint["config"]["model"]), **checkpoint["model_args"])
+    spec = get_model_spec(checkpoint.get("arch", "masn"))
+    model = spec.builder(spec.config(**checkpoint["config"]["model"]), **checkpoint["model_args"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(resolve_device(device)).eval(), checkpoint
 
@@ -60,7 +61,7 @@ def _record(question: Question, decided: int, head: Head, answers: AnswerVocab |
 
 @torch.no_grad()
 def predict(
-    model: MASN,
+    model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
     questions: Sequence[Question],
     *,
@@ -117,7 +118,8 @@ def evaluate(
         raise ValueError(f"no {dataset} {task or ''} question with features in {feat_dir} to evaluate")
     examples = build_examples(selected, head=model.head_kind, words=words, answers=answers,
                               max_tokens=config["max_question_tokens"])
-    loader = make_loader(MasnDataset(examples, reader, max_steps=ckpt["max_steps"]), batch_size=batch_size,
+    sample = get_model_spec(ckpt.get("arch", "masn")).sample
+    loader = make_loader(MasnDataset(examples, reader, max_steps=ckpt["max_steps"], sample=sample), batch_size=batch_size,
                          shuffle=False, num_workers=num_workers, seed=0)
     records, _ = predict(model, loader, selected, answers=answers, device=torch_device)
     reader.close()
