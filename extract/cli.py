@@ -182,7 +182,7 @@ def _model_options(pairs: list[str]) -> dict:
              f"{', '.join(sorted(MODEL_MODULES))}. Model selection on validation; the test split is evaluated once.")
 def train(
     model: str = typer.Argument(..., help="registered model name (see Models above)"),
-    dataset: str = typer.Option(..., help="tgif | demo | folder | msvd | msrvtt | nextqa"),
+    dataset: str = typer.Option(..., help="tgif | demo | folder | msvd | msrvtt | nextqa | demo-mc"),
     task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA"),
     data_root: Path = typer.Option(..., help="annotations root (question files)"),
     feat_dir: Path = typer.Option(..., help="feature dir: OUT/masn, or what `extract export nextqa` wrote"),
@@ -197,6 +197,9 @@ def train(
     question_only: bool = typer.Option(False, help="baseline: the video features are not used (recorded)"),
     standardize_features: bool = typer.Option(False, help="z-score feature channels with training statistics"),
     model_option: list[str] = typer.Option([], "--model-option", "-o", help="NAME=VALUE of the model's config"),
+    augment: Optional[str] = typer.Option(None, help="sample augmentation of multiple-choice training: a-, qa- or a-,qa-"),
+    augment_negatives: int = typer.Option(5, help="M, negatives added per strategy and question (with --augment)"),
+    bert_dir: Optional[Path] = typer.Option(None, help="dir of NExT-QA's bert_ft_<split>.h5 (hga, trajectory_hg)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] [default: auto]"),
     seed: Optional[int] = typer.Option(None, help="initialisation and shuffling seed [default: 0]"),
     overwrite: bool = typer.Option(False, help="replace an existing run in OUT_DIR"),
@@ -222,6 +225,15 @@ def train(
         "overwrite": overwrite,
     }
     settings = {k: v for k, v in given.items() if v is not None}
+    if bert_dir is not None:
+        settings["bert_dir"] = bert_dir
+    if augment is not None:
+        from extract.videoqa.augment import parse_augment
+
+        try:
+            settings["augment"] = parse_augment(augment, augment_negatives)
+        except ValueError as e:
+            _fail(str(e))
     options = {"hidden_size": hidden_size, "question_only": question_only or None,
                "standardize_features": standardize_features or None}
     options = {k: v for k, v in options.items() if v is not None} | _model_options(model_option)

@@ -38,6 +38,8 @@ class Question:
     candidates: answer options for multiple-choice tasks, empty otherwise; ``answer`` is then
         the index of the right option as a string.
     meta: extra annotation fields (e.g. the TGIF FrameQA ``frameqa_type``), not compared.
+    row: 0-based data row in its split's annotation file, where a dataset's released per-question
+        features are indexed by it (NExT-QA's BERT-FT ``bert_ft_<split>.h5``); None otherwise.
     """
 
     key: str
@@ -48,6 +50,7 @@ class Question:
     split: str
     candidates: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict, compare=False)
+    row: int | None = field(default=None, compare=False)
 
 
 def resolve_inside(root: Path, relative: str, *, source: str) -> Path:

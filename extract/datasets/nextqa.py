@@ -12,6 +12,7 @@ right option) and ``map_vid_vidorID.json`` mapping each video id to ``<folder>/<
   benchmark's accuracy is keyed ``<video>_<qid>`` (DESIGN.md section 7).
 - task: the ``type`` column: CW, CH (causal), TN, TP, TC (temporal), DC, DL, DO (descriptive).
 - meta of each video: ``frame_count``, ``width``, ``height`` (integers).
+- row: the question's 0-based data row in its csv (NExT-QA's BERT-FT features are indexed by it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def load(root: Path, *, videos_dir: Path | None = None) -> tuple[list[VideoRecor
     questions = []
     for path, split in files:
         qids: set[str] = set()
-        for line, row in read_table(path, delimiter=",", required=COLUMNS):
+        for position, (line, row) in enumerate(read_table(path, delimiter=",", required=COLUMNS)):
             where = f"{path}: line {line}"
             key = check_key(row["video"], source=where)
             meta = {name: _integer(row, name, where) for name in _META}
@@ -62,7 +63,7 @@ def load(root: Path, *, videos_dir: Path | None = None) -> tuple[list[VideoRecor
             qids.add(qid)
             questions.append(Question(key=key, qid=qid, question=row["question"], answer=row["answer"],
                                       task=row["type"], split=split,
-                                      candidates=tuple(row[name] for name in CHOICES)))
+                                      candidates=tuple(row[name] for name in CHOICES), row=position))
     return [videos[key][0] for key in sorted(videos)], questions
 
 

@@ -31,6 +31,7 @@ from extract.videoqa.vocab import AnswerVocab, WordVocab
 __all__ = [
     "Head",
     "Example",
+    "TextRow",
     "Batch",
     "FeatureDims",
     "FeatureReader",
@@ -72,6 +73,15 @@ class Example:
     key: str  # video key
     tokens: tuple[tuple[int, ...], ...]  # [C][L_c] word indices; C = 1 unless multiple choice
     target: float  # count value, right candidate index, or answer class (NO_CLASS if none)
+    text_rows: tuple[TextRow, ...] | None = None  # [C] where each candidate's BERT features are; None: tokens only
+
+
+class TextRow(NamedTuple):
+    """Where one candidate's precomputed text features are: NExT-QA's ``bert_ft_<split>.h5``, ``feat[row, candidate]``."""
+
+    split: str  # train | val | test
+    row: int  # 0-based data row of the question in its split's csv
+    candidate: int  # 0..4
 
 
 def _choice_tokens(question: list[int], candidate: list[int], max_tokens: int) -> tuple[int, ...]:
@@ -87,8 +97,12 @@ def build_examples(
     words: WordVocab,
     answers: AnswerVocab | None,
     max_tokens: int,
+    text_rows: bool = False,
 ) -> list[Example]:
-    """Encode ``questions`` for a model with the given head. Empty token rows become ``[UNK]``."""
+    """Encode ``questions`` for a model with the given head. Empty token rows become ``[UNK]``.
+
+    text_rows: also record where each candidate's precomputed text features are (``Question.row``).
+    """
     examples = []
     for index, q in enumerate(questions):
         question = words.encode(q.question)
@@ -107,7 +121,12 @@ def build_examples(
             else:
                 assert answers is not None, "an open-ended head needs an answer vocabulary"
                 target = float(answers.index(q.answer))
-        examples.append(Example(index, q.key, tuple(row or (1,) for row in rows), target))
+        where = None
+        if text_rows:
+            if q.row is None:
+                raise ValueError(f"question {q.qid} has no annotation row: its text features cannot be found")
+            where = tuple(TextRow(q.split, q.row, c) for c in range(len(rows)))
+        examples.append(Example(index, q.key, tuple(row or (1,) for row in rows), target, where))
     counts = {len(e.tokens) for e in examples}
     if len(counts) > 1:
         raise ValueError(f"multiple-choice questions must all have the same number of candidates, got {sorted(counts)}")
@@ -230,18 +249,28 @@ class Batch:
 
     app_global: torch.Tensor  # [B, T, D_a]
     mot_global: torch.Tensor  # [B, T, D_m]
-    app_objects: torch.Tensor  # [B, T, N, D_a]
-    mot_objects: torch.Tensor  # [B, T, N, D_m]
-    boxes: torch.Tensor  # [B, T, N, 6]
     steps: torch.Tensor  # [B, T] float, index of each sampled step in the original video
     video_mask: torch.Tensor  # [B, T] bool, True on real steps
     tokens: torch.Tensor  # [B, C, L] long, 0 = padding
     lengths: torch.Tensor  # [B, C] long, >= 1
     targets: torch.Tensor  # [B] float: count value, right candidate, or answer class (-1 = none)
     index: torch.Tensor  # [B] long, position of each question in its list
+    # MASN files (source "masn"); None from the NExT-QA export
+    app_objects: torch.Tensor | None = None  # [B, T, N, D_a]
+    mot_objects: torch.Tensor | None = None  # [B, T, N, D_m]
+    boxes: torch.Tensor | None = None  # [B, T, N, 6]
+    # trajectories of the NExT-QA export (source "nextqa"); N_t = most trajectories in the batch, >= 1
+    traj_feat: torch.Tensor | None = None  # [B, N_t, D_t] mean region feature of each trajectory
+    traj_mask: torch.Tensor | None = None  # [B, N_t] bool, True on real trajectories (all False: none)
+    traj_span: torch.Tensor | None = None  # [B, N_t, 2] normalised [start, end]
+    traj_label_tokens: torch.Tensor | None = None  # [B, N_t, W] long word indices of the label name, 0 = padding
+    traj_label_lengths: torch.Tensor | None = None  # [B, N_t] long, words of each label name (0 on padding)
+    # precomputed text features (NExT-QA's BERT-FT) replacing the word embedding of ``tokens``
+    text_feat: torch.Tensor | None = None  # [B, C, L, D_w] float, zero rows beyond ``lengths``
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
+        return Batch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device, non_blocking=True)
+                        for f in fields(self)})
 
     def __len__(self) -> int:
         return self.targets.shape[0]
@@ -298,8 +327,13 @@ def collate(items: Sequence[tuple[Example, np.ndarray, dict[str, np.ndarray]]]) 
     )
 
 
-def make_loader(dataset: MasnDataset, *, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
-    """A DataLoader over ``dataset``; the last batch may be smaller (even a single question)."""
+def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                collate_fn: Callable = collate, persistent: bool = True) -> DataLoader:
+    """A DataLoader over ``dataset``; the last batch may be smaller (even a single question).
+
+    collate_fn: ``collate`` for MASN items, ``sources.nextqa.collate_nextqa`` for the NExT-QA export's.
+    persistent: keep worker processes between epochs (not for a loader used once).
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
@@ -307,8 +341,8 @@ def make_loader(dataset: MasnDataset, *, batch_size: int, shuffle: bool, num_wor
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         generator=generator,
-        persistent_workers=num_workers > 0,
+        persistent_workers=persistent and num_workers > 0,
         drop_last=False,
     )

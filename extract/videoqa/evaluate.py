@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from extract.datasets.base import Question
-from extract.videoqa.data import FeatureReader, Head, MasnDataset, build_examples, make_loader
-from extract.masn_index import index_paths
+from extract.videoqa.data import Head, build_examples
+from extract.videoqa.inputs import make_source_loader, open_bert, open_reader
 from extract.videoqa.losses import decide, head_loss
 from extract.videoqa.metrics import summarize, write_predictions
 from extract.videoqa.registry import get_model_spec
@@ -109,18 +109,21 @@ def evaluate(
     words = WordVocab(tuple(ckpt["words"]))
     answers = AnswerVocab(tuple(ckpt["answers"])) if model.head_kind == "open" else None
 
-    reader = FeatureReader(index_paths(feat_dir, dataset))
+    spec = get_model_spec(ckpt.get("arch", "masn"))
+    reader = open_reader(spec.source, feat_dir, dataset)
     selected, missing = with_features(select_questions(questions, dataset, task), reader)
     if missing:
-        log.warning("%d videos have no MASN features in %s and are left out (e.g. %s)",
+        log.warning("%d videos have no features in %s and are left out (e.g. %s)",
                     len(missing), feat_dir, missing[0])
     if not selected:
         raise ValueError(f"no {dataset} {task or ''} question with features in {feat_dir} to evaluate")
+    bert_dir = config.get("bert_dir")
+    bert = open_bert(spec.source, Path(bert_dir) if bert_dir else None, sorted({q.split for q in selected}))
     examples = build_examples(selected, head=model.head_kind, words=words, answers=answers,
-                              max_tokens=config["max_question_tokens"])
-    sample = get_model_spec(ckpt.get("arch", "masn")).sample
-    loader = make_loader(MasnDataset(examples, reader, max_steps=ckpt["max_steps"], sample=sample), batch_size=batch_size,
-                         shuffle=False, num_workers=num_workers, seed=0)
+                              max_tokens=config["max_question_tokens"], text_rows=bert is not None)
+    loader = make_source_loader(spec.source, examples, reader, words=words, max_steps=ckpt["max_steps"],
+                                sample=spec.sample, bert=bert, batch_size=batch_size, shuffle=False,
+                                num_workers=num_workers, seed=0, persistent=False)
     records, _ = predict(model, loader, selected, answers=answers, device=torch_device)
     reader.close()
     write_predictions(records, out)

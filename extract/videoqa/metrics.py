@@ -38,6 +38,7 @@ NEXTQA_GROUPS = ("CW", "CH", "TN", "TC", "DC", "DL", "DO")  # NExT-QA question t
 TGIF_TASK_NAMES = {"count": "Count", "action": "Action", "transition": "Trans", "frameqa": "FrameQA"}
 QUESTION_WORDS = ("what", "who", "how", "when", "where")  # MSVD-QA / MSRVTT-QA question types
 _TGIF_FORMAT = ("tgif", "demo", "folder")
+_NEXTQA_FORMAT = ("nextqa", "demo-mc")  # the synthetic demo-mc dataset is in NExT-QA's format
 
 
 def _percent(correct: int, total: int) -> float | None:
@@ -71,7 +72,7 @@ def nextqa_accuracy(pairs: Iterable[tuple[str, bool]]) -> dict[str, float | None
 def summarize(records: Iterable[Mapping], dataset: str) -> dict[str, float | None]:
     """Benchmark metrics of prediction records (dicts with ``task``, ``prediction``, ``answer``)."""
     records = list(records)
-    if dataset == "nextqa":
+    if dataset in _NEXTQA_FORMAT:
         return nextqa_accuracy((str(r["task"]), r["prediction"] == r["answer"]) for r in records)
     by_task: dict[str, list[Mapping]] = {}
     for r in records:

@@ -12,6 +12,7 @@ from extract.videoqa.data import FeatureReader, Head
 __all__ = [
     "TGIF_FORMAT",
     "TGIF_TASKS",
+    "NEXTQA_FORMAT",
     "head_for",
     "select_questions",
     "with_features",
@@ -23,11 +24,12 @@ __all__ = [
 
 TGIF_FORMAT = ("tgif", "demo", "folder")  # datasets whose questions follow TGIF-QA's four tasks
 TGIF_TASKS: dict[str, Head] = {"count": "count", "action": "choice", "transition": "choice", "frameqa": "open"}
+NEXTQA_FORMAT = ("nextqa", "demo-mc")  # NExT-QA's csv layout: five candidates, question types CW..DO
 
 
 def head_for(dataset: str, task: str | None) -> Head:
     """The answer head: TGIF Count regression, Action/Transition and NExT-QA multiple choice, FrameQA and
-    MSVD/MSRVTT open-ended classification. TGIF-format datasets need a task, the others take none."""
+    MSVD/MSRVTT open-ended classification (demo-mc: NExT-QA's format). TGIF-format datasets need a task, the others take none."""
     if dataset in TGIF_FORMAT:
         if task not in TGIF_TASKS:
             raise ValueError(f"dataset {dataset!r} trains one task at a time: pass task as one of "
@@ -37,9 +39,9 @@ def head_for(dataset: str, task: str | None) -> Head:
         raise ValueError(f"dataset {dataset!r} trains on all its questions; task must be None, got {task!r}")
     if dataset in ("msvd", "msrvtt"):
         return "open"
-    if dataset == "nextqa":
+    if dataset in NEXTQA_FORMAT:
         return "choice"
-    raise ValueError(f"unknown dataset {dataset!r}; expected one of {[*TGIF_FORMAT, 'msvd', 'msrvtt', 'nextqa']}")
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {[*TGIF_FORMAT, 'msvd', 'msrvtt', *NEXTQA_FORMAT]}")
 
 
 def select_questions(questions: Sequence[Question], dataset: str, task: str | None) -> list[Question]:

@@ -25,9 +25,8 @@ import json
 import logging
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,22 +34,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from extract.datasets.base import Question
-from extract.videoqa.data import (
-    Batch,
-    FeatureReader,
-    Head,
-    MasnDataset,
-    build_examples,
-    carve_validation,
-    feature_statistics,
-    make_loader,
-)
+from extract.videoqa.augment import AugmentConfig, Augmenter
+from extract.videoqa.data import Batch, Head, build_examples, carve_validation, feature_statistics
 from extract.videoqa.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
 from extract.videoqa.glove import WordVectors, load_glove, random_word_vectors
-from extract.masn_index import index_paths
+from extract.videoqa.inputs import make_source_loader, open_bert, open_reader
 from extract.videoqa.losses import decide, head_loss
 from extract.videoqa.metrics import format_table, selection_metric, summarize, write_predictions
 from extract.videoqa.plot import plot_history
+from extract.videoqa.progress import Reporter
 from extract.videoqa.registry import get_model_spec
 from extract.videoqa.tasks import (
     default_answer_top_k,
@@ -80,9 +72,11 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["tgif", "demo", "folder", "msvd", "msrvtt", "nextqa"]  # picks index files, head and metrics
+    dataset: Literal["tgif", "demo", "folder", "msvd", "msrvtt", "nextqa", "demo-mc"]  # picks index files, head
+    #                                                                     and metrics (demo-mc: NExT-QA's format)
     task: Literal["count", "action", "transition", "frameqa"] | None = None  # TGIF-format task; None for the others
-    feat_dir: Path  # MASN --feat_dir holding the four index files (OUT/masn of `extract run`)
+    feat_dir: Path  # masn-source models: the four index files (OUT/masn of `extract run`); nextqa-source
+    #                 models (hga, trajectory_hg): the directory `extract export nextqa` wrote
     out_dir: Path  # where checkpoint.pt, metrics.jsonl, metrics.png, predictions_*.json and run.json go
     data_root: Path | None = None  # annotation root for load_dataset; unused when `train` is given the splits
     glove: Path | None = None  # GloVe text file (e.g. glove.840B.300d.txt); required unless random_embeddings
@@ -91,8 +85,13 @@ class TrainConfig(BaseModel):
     word_dim: int = Field(300, ge=1)  # width of random word vectors (a GloVe file brings its own width)
     epochs: int = Field(50, ge=1)  # upper bound on epochs (public code: 100)
     patience: int | None = Field(10, ge=1)  # stop after this many epochs without validation gain; None: never
-    batch_size: int | None = Field(None, ge=1)  # None: paper's 16 for multiple choice, 32 otherwise
-    lr: float = Field(1e-4, gt=0)  # Adam learning rate (paper)
+    batch_size: int | None = Field(None, ge=1)  # None: the model config's BATCH_SIZE, else MASN's 16 for
+    #                                             multiple choice and 32 otherwise
+    lr: float | None = Field(None, gt=0)  # Adam learning rate; None: the model config's LR for its text
+    #                                     features, else 1e-4 (MASN paper)
+    bert_dir: Path | None = None  # directory of NExT-QA's bert_ft_<split>.h5 (nextqa-source models); None: GloVe
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)  # sample augmentation of training
+    #                                   multiple-choice questions (a-, qa-; none by default)
     weight_decay: float = Field(0.0, ge=0)  # Adam weight decay (public code: 0)
     val_fraction: float = Field(0.1, gt=0, lt=1)  # training videos held out when there is no val split (code: 0.1)
     max_video_steps: int | None = Field(None, ge=1)  # steps sampled per video; None: 20 TGIF-format, 30 others
@@ -118,46 +117,10 @@ class TrainConfig(BaseModel):
         head = head_for(self.dataset, self.task)
         if head not in spec.heads:
             raise ValueError(f"model {self.arch!r} has no {head} head (it supports {', '.join(spec.heads)})")
+        if self.augment.strategies and head != "choice":
+            raise ValueError(f"sample augmentation adds negative candidates: it needs a multiple-choice head, "
+                             f"not {head}")
         return self
-
-
-class _Reporter:
-    """Progress as a rich bar on a terminal, ``logging`` lines otherwise (the CLI configures logging),
-    or none; warnings are always shown."""
-
-    def __init__(self, mode: str):
-        self.mode = ("bar" if sys.stderr.isatty() else "log") if mode == "auto" else mode
-        if self.mode == "bar":
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-
-    def line(self, text: str, *, warning: bool = False) -> None:
-        if self.mode == "bar":
-            self.console.print(f"warning: {text}" if warning else text, highlight=False, markup=False)
-        elif warning:
-            log.warning(text)
-        elif self.mode == "log":
-            log.info(text)
-
-    def iterate(self, items: Iterable, total: int, description: str) -> Iterator:
-        if self.mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=self.console, transient=True) as bar:
-                task = bar.add_task(description, total=total)
-                for item in items:
-                    yield item
-                    bar.advance(task)
-        elif self.mode == "log":
-            every = max(1, total // 10)
-            for i, item in enumerate(items, start=1):
-                yield item
-                if i % every == 0 or i == total:
-                    self.line(f"{description}: batch {i}/{total}")
-        else:
-            yield from items
 
 
 def _word_vectors(config: TrainConfig, words: WordVocab) -> WordVectors:
@@ -266,11 +229,19 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         if config.data_root is None:
             raise ValueError("pass the question splits, or set data_root so they can be loaded with load_dataset")
         splits = load_splits(config.dataset, config.data_root)
-    report = _Reporter(config.progress)
+    report = Reporter(config.progress)
     head: Head = head_for(config.dataset, config.task)
     chosen, val_source = _prepare_splits(config, splits)
 
-    reader = FeatureReader(index_paths(config.feat_dir, config.dataset))
+    spec = get_model_spec(config.arch)
+    reader = open_reader(spec.source, config.feat_dir, config.dataset)
+    if getattr(config.model, "TRAJECTORIES", False) and not reader.has_trajectories:
+        raise ValueError(f"model {config.arch!r} reads trajectories, but {config.feat_dir} has no "
+                         "traj_feat/traj_<split>.h5 (write them with `extract export nextqa`)")
+    bert = open_bert(spec.source, config.bert_dir, sorted({q.split for qs in chosen.values() for q in qs}))
+    for questions in chosen.values() if bert is not None else ():
+        for split in {q.split for q in questions}:
+            bert.check_rows(split, [q.row for q in questions if q.split == split and q.row is not None])
     missing: dict[str, int] = {}
 
     def keep_with_features(name: str) -> list[Question]:
@@ -288,7 +259,8 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     dims = reader.dims(chosen["train"][0].key)
 
     train_qs, val_qs = chosen["train"], chosen["val"]
-    words = WordVocab.build(text for q in train_qs for text in (q.question, *q.candidates))
+    label_names = reader.label_names(sorted({q.key for q in train_qs})) if spec.source == "nextqa" else []
+    words = WordVocab.build([*(text for q in train_qs for text in (q.question, *q.candidates)), *label_names])
     answers = None
     if head == "open":
         top_k = config.answer_top_k or default_answer_top_k(config.dataset)
@@ -299,12 +271,13 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     question_only = bool(getattr(config.model, "question_only", False))
     if question_only:
         report.line("QUESTION-ONLY baseline (model.question_only=True): the video features are not used")
-    spec = get_model_spec(config.arch)
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model_args = {"vocab_size": len(words), "word_dim": int(vectors.matrix.shape[1]), "appearance_dim": dims.appearance,
                   "motion_dim": dims.motion, "head": head, "num_answers": len(answers) if answers else 0}
+    if spec.source == "nextqa":  # BERT-FT width (0: GloVe tokens) and trajectory feature width (0: none)
+        model_args |= {"text_dim": bert.dim if bert is not None else 0, "trajectory_dim": dims.objects}
     model = spec.builder(config.model, **model_args)
     model.set_word_vectors(torch.from_numpy(vectors.matrix))
     if getattr(config.model, "standardize_features", False) and not question_only:
@@ -312,19 +285,34 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         model.set_feature_statistics({name: tuple(map(torch.from_numpy, pair)) for name, pair in stats.items()})
         report.line("features standardized per channel with the statistics of the training videos")
     model.to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+    text = "bert" if bert is not None else "glove"
+    lr = config.lr or getattr(config.model, "LR", {}).get(text, 1e-4)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
                                  weight_decay=config.weight_decay)
+    plateau = getattr(config.model, "PLATEAU_PATIENCE", None)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=plateau)
+                 if plateau is not None else None)
 
     max_steps = config.max_video_steps or (spec.max_steps or default_max_steps)(config.dataset)
-    batch_size = config.batch_size or default_batch_size(head)
+    batch_size = config.batch_size or getattr(config.model, "BATCH_SIZE", None) or default_batch_size(head)
 
-    def loader(questions: list[Question], shuffle: bool):
-        examples = build_examples(questions, head=head, words=words, answers=answers,
-                                  max_tokens=config.max_question_tokens)
-        return make_loader(MasnDataset(examples, reader, max_steps=max_steps, sample=spec.sample), batch_size=batch_size, shuffle=shuffle,
-                           num_workers=config.num_workers, seed=config.seed)
+    def examples(questions: list[Question]):
+        return build_examples(questions, head=head, words=words, answers=answers,
+                              max_tokens=config.max_question_tokens, text_rows=bert is not None)
 
-    train_loader, val_loader = loader(train_qs, True), loader(val_qs, False)
+    def loader(items, shuffle: bool, persistent: bool = True):
+        return make_source_loader(spec.source, items, reader, words=words, max_steps=max_steps, sample=spec.sample,
+                                  bert=bert, batch_size=batch_size, shuffle=shuffle, num_workers=config.num_workers,
+                                  seed=config.seed, persistent=persistent)
+
+    train_examples = examples(train_qs)
+    augmenter = None
+    if config.augment.strategies:
+        augmenter = Augmenter(config.augment, train_qs, train_examples, words=words,
+                              max_tokens=config.max_question_tokens, seed=config.seed, text_rows=bert is not None)
+        report.line(f"sample augmentation {','.join(config.augment.strategies)}: {config.augment.negatives} "
+                    "extra negatives each per training question, drawn afresh every epoch")
+    train_loader, val_loader = loader(train_examples, True), loader(examples(val_qs), False)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUT_FILES:
@@ -338,11 +326,15 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     best_epoch, best_score = None, float("-inf")
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.time()
+        if augmenter is not None:  # fresh negatives each epoch; workers must see the new examples
+            train_loader = loader(augmenter.examples_for_epoch(epoch), True, persistent=False)
         batches = report.iterate(train_loader, len(train_loader), f"epoch {epoch}/{config.epochs}")
         train_loss, train_metric = _train_epoch(model, batches, optimizer, device)
         val_records, val_loss = predict(model, val_loader, val_qs, answers=answers, device=device,
                                         progress=report.iterate)
         selection = selection_metric(val_records, head)
+        if scheduler is not None:
+            scheduler.step(selection[1])
         improved = selection[1] > best_score
         entry = {
             "epoch": epoch,
@@ -353,6 +345,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
             "val": summarize(val_records, config.dataset),
             "selected": improved,
             "seconds": time.time() - epoch_start,
+            "lr": optimizer.param_groups[0]["lr"],
         }
         if improved:
             best_epoch, best_score = epoch, selection[1]
@@ -374,7 +367,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     test_qs = keep_with_features("test") if chosen.get("test") else []
     if test_qs:
         model.load_state_dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"])
-        test_records, _ = predict(model, loader(test_qs, False), test_qs, answers=answers, device=device,
+        test_records, _ = predict(model, loader(examples(test_qs), False, persistent=False), test_qs, answers=answers, device=device,
                                   progress=report.iterate)
         write_predictions(test_records, out / "predictions_test.json")
         test_metrics = summarize(test_records, config.dataset)
@@ -393,6 +386,10 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         "feature_dims": dims._asdict(),
         "max_video_steps": max_steps,
         "batch_size": batch_size,
+        "lr": lr,
+        "text_features": text,
+        "augment": config.augment.model_dump(mode="json"),
+        "trajectories": bool(getattr(reader, "has_trajectories", False)),
         "validation": val_source,
         "questions": {name: len(questions) for name, questions in chosen.items()},
         "videos_without_features": missing,
@@ -407,4 +404,6 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
     }, out / "run.json")
     reader.close()
+    if bert is not None:
+        bert.close()
     return checkpoint_path
