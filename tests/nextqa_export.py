@@ -21,7 +21,7 @@ def write_csv(path: Path, rows: list[tuple[str, int, int]], *, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     lines = [HEADER]
     for n, (video, qid, answer) in enumerate(rows):
-        options = [" ".join(rng.choice(WORDS, size=2)) + f" w{n}x{i}" for i in range(5)]
+        options = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 5)))) + f" w{n}x{i}" for i in range(5)]
         qtype = TYPES[n % len(TYPES)]
         lines.append(f"{video},100,64,48,why does {WORDS[n % len(WORDS)]} {video} happen,{answer},{qid},{qtype},"
                      + ",".join(options))

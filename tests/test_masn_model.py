@@ -101,6 +101,7 @@ def test_padding_does_not_change_a_question_output():
             getattr(other, name),
         ])
         for name in alone.__dataclass_fields__
+        if getattr(alone, name) is not None  # the NExT-QA export's fields stay None
     })
     with torch.no_grad():
         torch.testing.assert_close(model(alone)[0], model(together)[0], rtol=1e-5, atol=1e-5)

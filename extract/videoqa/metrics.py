@@ -106,10 +106,15 @@ def selection_metric(records: Iterable[Mapping], head: str) -> tuple[str, float]
 
 
 def write_predictions(records: Iterable[Mapping], path: Path) -> Path:
-    """Write records as JSON keyed ``<video>_<qid>`` (atomic); raises ValueError on a repeated key."""
+    """Write records as JSON keyed ``<video>_<qid>`` (atomic); raises ValueError on a repeated key.
+
+    A qid that already starts with ``<video>_`` (the NExT-QA adapter's ``<video>_<csv qid>``) is the key
+    as it is, so the file matches the annotations' ``<video>_<qid>`` that ``evaluate_nextqa`` looks up.
+    """
     out: dict[str, dict] = {}
     for r in records:
-        key = f"{r['video']}_{r['qid']}"
+        qid = str(r["qid"])
+        key = qid if qid.startswith(f"{r['video']}_") else f"{r['video']}_{qid}"
         if key in out:
             raise ValueError(f"two questions share the prediction key {key!r} (video {r['video']!r}, qid {r['qid']!r})")
         out[key] = {"prediction": r["prediction"], "answer": r["answer"], "task": r["task"]}
