@@ -257,12 +257,12 @@ def train(
 
 @app.command()
 def evaluate(
-    dataset: str = typer.Argument(..., help="tgif | demo | msvd | msrvtt | nextqa"),
+    dataset: str = typer.Argument(..., help="tgif | demo | msvd | msrvtt | nextqa | demo-mc"),
     predictions: Optional[Path] = typer.Option(None, help="predictions JSON keyed <video>_<qid> (prediction, answer)"),
     annotations: Optional[Path] = typer.Option(None, help="NExT-QA annotations csv (with --predictions)"),
     checkpoint: Optional[Path] = typer.Option(None, help="a trained checkpoint: predict, write predictions, score"),
     data_root: Optional[Path] = typer.Option(None, help="annotations root (with --checkpoint)"),
-    feat_dir: Optional[Path] = typer.Option(None, help="MASN feature dir (with --checkpoint)"),
+    feat_dir: Optional[Path] = typer.Option(None, help="the checkpoint's feature dir (with --checkpoint)"),
     split: str = typer.Option("test", help="split to evaluate (with --checkpoint)"),
 ) -> None:
     """Metrics as in the papers' tables; NExT-QA by question type (CW CH TN TC DC DL DO, C T D, All)."""
@@ -270,7 +270,7 @@ def evaluate(
     from extract.videoqa.metrics import evaluate_nextqa, evaluate_predictions, format_table
 
     try:
-        if predictions is not None and dataset == "nextqa" and annotations is not None:
+        if predictions is not None and dataset in ("nextqa", "demo-mc") and annotations is not None:
             metrics = evaluate_nextqa(predictions, annotations)
         elif predictions is not None:
             metrics = evaluate_predictions(predictions, dataset)

@@ -12,6 +12,8 @@ and ``MODEL_MODULES`` below names the module, so that ``list_models()`` can impo
     vocab_size, word_dim   word-embedding table (``set_word_vectors`` fills it)
     appearance_dim, motion_dim   widths of the appearance and motion features
     head                   ``count`` | ``choice`` | ``open``; num_answers for ``open``
+    text_dim, trajectory_dim   ``nextqa``-source models only: BERT-FT width (0: GloVe tokens) and
+                           trajectory feature width (0: the export has no trajectories)
 
 The model keeps its head in ``head_kind``; its ``forward(batch)`` returns ``[B]`` (count), ``[B, C]`` (choice) or ``[B, A]`` (open).
 """

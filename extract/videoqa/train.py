@@ -1,5 +1,9 @@
-"""Train MASN on features in the original MASN layout (Seo et al., ACL 2021, sections 3.4 and 4.2:
-Adam, learning rate 1e-4, batch 32 for Count/FrameQA and 16 for Action/Trans., g = 4 glimpses).
+"""Train a registered VideoQA model. Its registered source picks what it reads (``inputs``): the
+original MASN layout (MASN, Seo et al., ACL 2021, sections 3.4 and 4.2: Adam, learning rate 1e-4, batch
+32 for Count/FrameQA and 16 for Action/Trans.), or the ``extract export nextqa`` directory (``hga``,
+``trajectory_hg``: clips, trajectories, optionally NExT-QA's BERT-FT text features), whose model configs
+carry their papers' learning rate, batch size and reduce-on-plateau patience (``LR``, ``BATCH_SIZE``,
+``PLATEAU_PATIENCE``). Multiple-choice training can add negatives (``augment``: a-, qa-).
 
 One run trains one head: a TGIF-QA task (``count``, ``action``, ``transition``, ``frameqa``; the same
 for the ``demo`` and ``folder`` datasets), MSVD-QA or MSRVTT-QA (open-ended), or NExT-QA (multiple
@@ -68,7 +72,7 @@ def _default_cache_dir() -> Path:
 
 
 class TrainConfig(BaseModel):
-    """Everything a MASN training run depends on; saved in the checkpoint and in run.json."""
+    """Everything a training run depends on; saved in the checkpoint and in run.json."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,7 +136,7 @@ def _word_vectors(config: TrainConfig, words: WordVocab) -> WordVectors:
 def _check_inputs(config: TrainConfig) -> None:
     """Refuse, before any work, a run without word vectors or one that would clobber an earlier run."""
     if config.glove is None and not config.random_embeddings:
-        raise ValueError("MASN needs word vectors: pass glove=PATH to a GloVe text file (e.g. glove.840B.300d.txt "
+        raise ValueError("the models need word vectors: pass glove=PATH to a GloVe text file (e.g. glove.840B.300d.txt "
                          "from https://nlp.stanford.edu/projects/glove/), or random_embeddings=True for a smoke "
                          "test (it is recorded in run.json)")
     if config.glove is not None and config.random_embeddings:
@@ -217,7 +221,7 @@ def _train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: to
 
 
 def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None = None) -> Path:
-    """Train MASN and return the path of the selected checkpoint (``out_dir/checkpoint.pt``).
+    """Train ``config.arch`` and return the path of the selected checkpoint (``out_dir/checkpoint.pt``).
 
     splits: questions per split (``train``, optional ``val`` and ``test``); questions of other TGIF
         tasks are ignored. None loads them with ``extract.datasets.load_dataset(config.dataset,
@@ -267,7 +271,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         answers = AnswerVocab.build((q.answer for q in train_qs), top_k)
     vectors = _word_vectors(config, words)
     if vectors.source == "random":
-        report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a MASN result", warning=True)
+        report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a result", warning=True)
     question_only = bool(getattr(config.model, "question_only", False))
     if question_only:
         report.line("QUESTION-ONLY baseline (model.question_only=True): the video features are not used")
