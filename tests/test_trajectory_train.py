@@ -87,7 +87,7 @@ def test_bert_features_train_hga_with_qa_augmentation(layout):
         write_bert(layout / "bert", split, sum(videos.values()), dim=10, seed=len(split))
     checkpoint = train(config(layout, "hga", bert_dir=layout / "bert", augment={"strategies": ["qa-"]}))
     run = json.loads((layout / "run" / "run.json").read_text())
-    assert run["text_features"] == "bert" and run["lr"] == 1e-4
+    assert run["text_features"] == "bert" and run["lr"] == 5e-5  # NExT-QA's HGA with BERT-FT
     model, ckpt = load_checkpoint(checkpoint)
     assert ckpt["model_args"]["text_dim"] == 10 and model.text.bert.in_features == 10
     val = load_dataset("nextqa", layout / "ann").questions("val")

@@ -13,7 +13,8 @@ github.com/doc-doc/NExT-QA ``networks/VQAModel/HGA.py``, ``gcn.py``, ``q_v_trans
     score       s = Fuse(Fuse(q_last, v_last), local)                                 (a scalar)
 
 and the hinge loss with margin 1 over the wrong candidates (``losses``); Adam, batch 64,
-ReduceLROnPlateau(max, factor 0.5, patience 5) on validation accuracy (NExT-QA's ``main_qa.py``).
+ReduceLROnPlateau(max, factor 0.5, patience 5) on validation accuracy, learning rate 1e-4 with GloVe
+and 5e-5 with BERT-FT (NExT-QA's ``main_qa.py`` and ``videoqa.py``).
 
 Deliberate differences from the released code:
 - padding (words beyond a query's length, clips beyond a video's) is masked out of the co-attention
@@ -50,7 +51,7 @@ class ModelConfig(BaseModel):
     """HGA settings; defaults are NExT-QA's code (``main_qa.py``: hidden 256, dropout 0.3)."""
 
     model_config = ConfigDict(extra="forbid")
-    LR: ClassVar[dict[str, float]] = {"glove": 1e-4, "bert": 1e-4}  # Adam learning rate by text (code: 1e-4)
+    LR: ClassVar[dict[str, float]] = {"glove": 1e-4, "bert": 5e-5}  # Adam learning rate by text (main_qa.py)
     BATCH_SIZE: ClassVar[int] = 64  # questions per batch (code: 64)
     PLATEAU_PATIENCE: ClassVar[int | None] = 5  # ReduceLROnPlateau(max, 0.5) patience (code: 5)
 
