@@ -61,6 +61,7 @@ def test_cli_writes_a_run_the_nextqa_evaluator_reads(layout, arch):
     run = json.loads((run_dir / "run.json").read_text())
     assert run["arch"] == arch and run["augment"] == {"strategies": ["a-", "qa-"], "negatives": 5}
     assert run["batch_size"] == 64 and run["lr"] == (1e-4 if arch == "hga" else 5e-5)
+    assert run["config"]["max_question_tokens"] == 37
     assert run["trajectories"] is True and run["questions"] == {"train": 10, "val": 5, "test": 3}
     for split in ("val", "test"):
         evaluated = CliRunner().invoke(app, ["evaluate", "nextqa", "--predictions", str(run_dir / f"predictions_{split}.json"),

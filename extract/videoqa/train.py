@@ -99,7 +99,8 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)  # Adam weight decay (public code: 0)
     val_fraction: float = Field(0.1, gt=0, lt=1)  # training videos held out when there is no val split (code: 0.1)
     max_video_steps: int | None = Field(None, ge=1)  # steps sampled per video; None: 20 TGIF-format, 30 others
-    max_question_tokens: int = Field(20, ge=1)  # tokens of a question (+ candidate) (public code: 20)
+    max_question_tokens: int | None = Field(None, ge=1)  # tokens of a question (+ candidate); None: the model
+    #                         config's MAX_TOKENS (hga, trajectory_hg: 37, section 4.2), else 20 (MASN code)
     answer_top_k: int | None = Field(None, ge=1)  # open-ended classes; None: MSVD 1000, MSRVTT 4000, else all
     seed: int = 0  # seeds initialisation, shuffling and random word vectors
     num_workers: int = Field(2, ge=0)  # DataLoader worker processes; 0 reads features in the main process
@@ -118,6 +119,8 @@ class TrainConfig(BaseModel):
         elif not isinstance(self.model, spec.config):
             raise ValueError(f"model must be a {spec.config.__name__} for arch {self.arch!r}, "
                              f"got {type(self.model).__name__}")
+        if self.max_question_tokens is None:  # resolved here, so checkpoints and run.json hold the number
+            object.__setattr__(self, "max_question_tokens", getattr(self.model, "MAX_TOKENS", 20))
         head = head_for(self.dataset, self.task)
         if head not in spec.heads:
             raise ValueError(f"model {self.arch!r} has no {head} head (it supports {', '.join(spec.heads)})")

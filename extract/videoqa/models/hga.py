@@ -53,6 +53,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     LR: ClassVar[dict[str, float]] = {"glove": 1e-4, "bert": 5e-5}  # Adam learning rate by text (main_qa.py)
     BATCH_SIZE: ClassVar[int] = 64  # questions per batch (code: 64)
+    MAX_TOKENS: ClassVar[int] = 37  # words of question + candidate (NExT-QA's BERT-FT rows; section 4.2)
     PLATEAU_PATIENCE: ClassVar[int | None] = 5  # ReduceLROnPlateau(max, 0.5) patience (code: 5)
 
     hidden_size: int = Field(256, ge=2)  # d (code: 256)

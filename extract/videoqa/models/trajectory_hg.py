@@ -58,6 +58,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     LR: ClassVar[dict[str, float]] = {"glove": 5e-5, "bert": 1e-4}  # Adam learning rate by text (section 4.2)
     BATCH_SIZE: ClassVar[int] = 64  # questions per batch (section 4.2)
+    MAX_TOKENS: ClassVar[int] = 37  # words of question + candidate (NExT-QA's BERT-FT rows; section 4.2)
     PLATEAU_PATIENCE: ClassVar[int | None] = 5  # "reduce the learning rate when a metric has stopped improving"
     TRAJECTORIES: ClassVar[bool] = True  # the trainer refuses a feature dir without trajectory files
 
