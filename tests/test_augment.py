@@ -91,3 +91,19 @@ def test_parse_and_a_single_video():
     examples = build_examples(qs, head="choice", words=words, answers=None, max_tokens=20)
     with pytest.raises(ValueError, match="single video"):
         Augmenter(AugmentConfig(strategies=("a-",)), qs, examples, words=words, max_tokens=20, seed=0)
+
+
+def test_masn_trains_with_augmentation_on_a_tgif_choice_task(tmp_path):
+    """Augmentation is a trainer option for any multiple-choice model, MASN on the MASN layout included."""
+    import json
+
+    from extract.videoqa.train import train
+    from test_masn_train import action, config, write_features
+
+    videos = [f"tr{i}" for i in range(4)]
+    write_features(tmp_path / "feat", "tgif", {key: 3 for key in [*videos, "va0"]})
+    splits = {"train": [action(key, f"q{i}", i % 5, "train") for i, key in enumerate(videos)],
+              "val": [action("va0", "qv", 1, "val")]}
+    train(config(tmp_path, task="action", augment={"strategies": ["a-", "qa-"], "negatives": 2}), splits)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["augment"] == {"strategies": ["a-", "qa-"], "negatives": 2} and run["selected_epoch"] == 1
