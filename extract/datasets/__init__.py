@@ -18,7 +18,7 @@ from .demo import generate_demo
 __all__ = ["DATASETS", "QUESTION_SPLITS", "AnnotationError", "Dataset", "Question", "VideoRecord",
            "generate_demo", "load_dataset"]
 
-DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo")
+DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo", "demo-mc")
 QUESTION_SPLITS = (*SPLITS, "total")  # "total": a TGIF-QA task shipped only as a Total_ file
 
 
