@@ -240,3 +240,24 @@ def test_detection_noise_is_seeded_and_bounded(tmp_path, clean_root):
     assert 0.7 < kept / total < 0.9
     assert 0.03 < flipped / kept < 0.2
     assert (tmp_path / "noisy/videos/mc0000.mp4").read_bytes() == (clean_root / "videos/mc0000.mp4").read_bytes()
+
+
+def test_extract_and_export_end_to_end(tmp_path):
+    """demo-mc through `extract run` (all four stages, tiny, random weights) and `extract export nextqa`."""
+    import h5py
+
+    from extract.export import export_nextqa
+    from extract.pipeline import run_pipeline
+
+    root = tmp_path / "data"
+    generate_demo_mc(root, num_videos=2, seed=SEED)
+    config = load_config("demo-mc", overrides={"data_root": root, "out": tmp_path / "out",
+                                                "model": {"device": "cpu", "batch_size": 8}})
+    assert run_pipeline(config).done == 2
+    report = export_nextqa(tmp_path / "out")
+    splits = {q.split: q.key for q in load_dataset("demo-mc", root).questions()}
+    assert sorted(p.name for p in report.written) == sorted(
+        [f"app_mot_{s}.h5" for s in splits] + [f"traj_{s}.h5" for s in splits])
+    for split, key in splits.items():
+        with h5py.File(tmp_path / f"out/nextqa/vid_feat/app_mot_{split}.h5") as f:
+            assert f["ids"].asstr()[()].tolist() == [key] and f["feat"].shape == (1, 16, 4096)

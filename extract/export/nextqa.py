@@ -53,15 +53,15 @@ class ExportReport:
     lines: list[str] = field(default_factory=list)
 
 
-def video_splits(config: dict, data_root: Path | None = None) -> dict[str, list[str]]:
+def video_splits(config: dict, data_root: Path | None = None) -> dict[str, list[str] | None]:
     """Video keys per split file to write, from the run's dataset and annotations.
 
-    NExT-QA-format datasets: ``{split: sorted keys of that split's questions}``; any other
-    dataset: ``{"all": []}``, meaning every done video.
+    NExT-QA-format datasets: ``{split: sorted keys of that split's questions}`` for each split
+    with questions; any other dataset: ``{"all": None}``, meaning every done video.
     """
     dataset = config["dataset"]
     if dataset not in NEXTQA_FORMAT:
-        return {"all": []}
+        return {"all": None}
     from extract.datasets import load_dataset
 
     root = Path(data_root or config.get("data_root") or "")
@@ -92,8 +92,8 @@ def export_nextqa(out: Path, dest: Path | None = None, *, data_root: Path | None
              "slot_rule": SLOT_RULE}
     report = ExportReport()
     for split, wanted in video_splits(config, data_root).items():
-        keys = [k for k in wanted if k in done] if wanted else sorted(done)
-        absent = [k for k in wanted if k not in done]
+        keys = sorted(done) if wanted is None else [k for k in wanted if k in done]
+        absent = [k for k in wanted or () if k not in done]
         if absent:
             report.lines.append(f"{split}: {len(absent)} of {len(wanted)} videos have no features (not exported): "
                                 f"{', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
