@@ -163,7 +163,7 @@ def link(
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
 
 
-export_app = typer.Typer(no_args_is_help=True, help="Write a run's features in another layout: nextqa, masn.")
+export_app = typer.Typer(no_args_is_help=True, help="Write a run's features in another layout: nextqa, masn; or its detections as JSON.")
 app.add_typer(export_app, name="export")
 
 
@@ -207,6 +207,22 @@ def export_masn_command(out: Path = typer.Argument(..., help="output directory o
         target.unlock()
     for role, path in written.items():
         typer.echo(f"{role}: {path}")
+
+
+@export_app.command("detections")
+def export_detections_command(
+    out: Path = typer.Argument(..., help="output directory of an `extract run` with the objects stage"),
+    dest: Path = typer.Option(..., "--out", help="directory for <key>.json (the --detections format)"),
+) -> None:
+    """The run's step detections as one <key>.json per video, readable back as detections."""
+    from extract.export import export_run_detections
+    from extract.models.detector import category_names
+
+    try:
+        written = export_run_detections(out, dest, label_names=category_names())
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"{len(written)} videos -> {dest}")
 
 
 TGIF_TASKS = {"count": "count", "action": "action", "trans": "transition", "transition": "transition", "frameqa": "frameqa"}

@@ -320,13 +320,13 @@ def _build(times: list[float], boxes: list[np.ndarray], scores: list[np.ndarray]
 def _label_indices(labels: list[list], names: list[str] | None, class_names: Sequence[str] | None,
                    source: str) -> tuple[tuple[str, ...], list[np.ndarray]]:
     given = names if names is not None else class_names
-    if given is not None and len(set(given)) != len(given):
-        raise DetectionError(f"{source}: label_names has duplicates")
     flat = [c for frame in labels for c in frame]
     as_names = [isinstance(c, str) for c in flat]
     if any(as_names) and not all(as_names):
         raise DetectionError(f"{source}: labels mix ints and class names; use one kind per video")
     if flat and all(as_names):
+        if given is not None and len(set(given)) != len(given):  # ints may index duplicates (COCO's "N/A")
+            raise DetectionError(f"{source}: label_names has duplicates, so a name does not pick one label")
         vocabulary = tuple(given) if given is not None else tuple(sorted(set(flat)))
         position = {name: i for i, name in enumerate(vocabulary)}
         unknown = sorted(set(flat) - set(position))

@@ -66,7 +66,7 @@ GOOD_BOX = (10, 10, 30, 40)
     ({"frames": [frame(0.0, [GOOD_BOX], labels=[-1])]}, "label 0 is -1"),
     ({"label_names": ["a", "b"], "frames": [frame(0.0, [GOOD_BOX], labels=[2])]}, "expected 0 <= label < 2"),
     ({"label_names": ["a", "b"], "frames": [frame(0.0, [GOOD_BOX], labels=["c"])]}, "'c' not in label_names"),
-    ({"label_names": ["a", "a"], "frames": []}, "label_names has duplicates"),
+    ({"label_names": ["a", "a"], "frames": [frame(0.0, [GOOD_BOX], labels=["a"])]}, "label_names has duplicates"),
     ({"label_names": "a b", "frames": []}, "'label_names' must be a list of strings"),
     ({"frames": [frame(0.0, [(-1.5, 0, 10, 10)])]}, "outside the 100x80 frame by more than 1 px"),
     ({"frames": [frame(0.0, [GOOD_BOX]), frame(1.0, [(0, 0, 10, 81.5)])]}, "frame 1 (time 1): box 0"),
@@ -151,6 +151,8 @@ def test_label_names_vocabularies(tmp_path):
     named = load(tmp_path, {"frames": [frame(0.0, boxes, labels=[7, 1599])]}, class_names=vg)
     assert named.label_names == tuple(vg)
     assert [named.label_names[c] for c in named.frames[0].labels] == ["vg class 7", "vg class 1599"]
+    coco = load(tmp_path, {"label_names": ["N/A", "cat", "N/A"], "frames": [frame(0.0, boxes[:1], labels=[1])]})
+    assert coco.label_names == ("N/A", "cat", "N/A")  # int labels may index a vocabulary with repeats
 
 
 def random_video(rng: np.random.Generator, width: int = 100, height: int = 80) -> dict:

@@ -197,3 +197,15 @@ def test_run_detections_export_reloads_as_detections(nextqa_run, tmp_path):
             np.testing.assert_array_equal(got.boxes, stored["detections/boxes"][t, :k])
             np.testing.assert_array_equal(got.scores, stored["detections/scores"][t, :k])
             np.testing.assert_array_equal(got.labels, stored["detections/labels"][t, :k])
+
+
+def test_export_detections_command_names_the_labels(nextqa_run, tmp_path):
+    _, out = nextqa_run
+    result = subprocess.run([sys.executable, "-m", "extract", "export", "detections", str(out), "--out",
+                             str(tmp_path / "dets")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "2 videos" in result.stdout
+    dets = DetectionSource(tmp_path / "dets").load("100")
+    from extract.models.detector import category_names
+
+    assert dets.label_names == tuple(category_names())
