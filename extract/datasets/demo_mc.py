@@ -7,7 +7,7 @@ as ``videos/<video>.mp4`` (lossless H.264, 12 fps, 4-6 s). Each video shows 2-4 
 
 - the *subject* is in view throughout; it performs one action until time tau and another
   after it (move left / right / up / down, stay still);
-- the *newcomer* appears at tau (35-55 % of the video), clear of the others, and then drifts;
+- the *newcomer* appears at tau (a half second at 35-55 % of the video), clear of the others, and then drifts;
 - exactly one shape other than the subject (the *leaver*) moves out of the frame and is gone
   at least 0.6 s before the end; the others stay in view.
 
@@ -180,7 +180,9 @@ def _plan_scene(index: int, split: str, rng: random.Random) -> Scene:
     raise RuntimeError(f"demo-mc: no unambiguous scene found for video {index}")
 
 
-def _try_scene(index, split, width, height, num_frames, background, n, rng: random.Random) -> Scene | None:
+def _try_scene(index: int, split: str, width: int, height: int, num_frames: int, background: int, n: int,
+               rng: random.Random) -> Scene | None:
+    """One random draw of a scene with ``n`` shapes; None when an answer would be ambiguous."""
     duration = num_frames / FPS
     colors = rng.sample(sorted(COLORS), n)
     radii = [rng.uniform(0.08, 0.11) * min(width, height) for _ in range(n)]
