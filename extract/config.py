@@ -16,7 +16,7 @@ from extract.sampling import SamplingConfig
 from extract.video import DecodeConfig
 
 STAGES = ("appearance", "objects", "motion", "trajectories")
-DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo")
+DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo", "demo-mc")
 PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 
 
@@ -99,7 +99,7 @@ class ModelConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    dataset: Literal["tgif", "msvd", "msrvtt", "nextqa", "folder", "demo"]
+    dataset: Literal["tgif", "msvd", "msrvtt", "nextqa", "folder", "demo", "demo-mc"]
     data_root: Path | None = None  # annotations root (videos under it unless `videos` is set)
     videos: Path | None = None  # directory of the video files
     out: Path = Path("out/demo")  # output directory (shards, manifest, masn/, run.json)

@@ -49,6 +49,7 @@ MASN_INDEX_FILES: dict[str, MasnIndexFiles] = {
     "demo": _TGIF,
     "folder": _TGIF,
     "nextqa": _TGIF,
+    "demo-mc": _TGIF,
     "msvd": _msvd_style("msvd"),
     "msrvtt": _msvd_style("msrvtt"),
 }

@@ -94,3 +94,22 @@ def trajectory_steps(n_grid: int, fps: float, trajectory_fps: float) -> np.ndarr
     """Grid indices of the trajectory frames (every ``fps / trajectory_fps``-th grid frame)."""
     every = int(round(fps / trajectory_fps))
     return np.arange(0, n_grid, every, dtype=np.int64)
+
+
+def slot_steps(num_steps: int, slots: int = 16) -> np.ndarray:
+    """Which appearance step fills each of NExT-QA's ``slots`` fixed clip slots.
+
+    With T >= slots, slot ``i`` takes step ``floor((i + 0.5) * T / slots)``: the step at the
+    centre of the i-th of ``slots`` equal spans of the video. With T < slots, slot ``i`` takes
+    step ``floor(i * T / slots)``: every step in order, each repeated ``slots / T`` times
+    (rounded down or up), none skipped.
+
+    Returns:
+        ndarray[slots] of int64 in ``[0, T)``, non-decreasing.
+    """
+    if num_steps < 1 or slots < 1:
+        raise ValueError(f"num_steps and slots must be >= 1, got {num_steps} and {slots}")
+    i = np.arange(slots, dtype=np.int64)
+    if num_steps >= slots:
+        return (2 * i + 1) * num_steps // (2 * slots)
+    return i * num_steps // slots

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import demo, folder, msvd, nextqa, tgif
+from . import demo, demo_mc, folder, msvd, nextqa, tgif
 from .base import SPLITS, AnnotationError, Question, VideoRecord
 from .demo import generate_demo
+from .demo_mc import generate_demo_mc
 
 __all__ = ["DATASETS", "QUESTION_SPLITS", "AnnotationError", "Dataset", "Question", "VideoRecord",
-           "generate_demo", "load_dataset"]
+           "generate_demo", "generate_demo_mc", "load_dataset"]
 
-DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo")
+DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo", "demo-mc")
 QUESTION_SPLITS = (*SPLITS, "total")  # "total": a TGIF-QA task shipped only as a Total_ file
 
 
@@ -47,7 +48,7 @@ def load_dataset(name: str, root: Path, *, videos_dir: Path | None = None) -> Da
     videos_dir: where the video files are, instead of the dataset's usual place under ``root``
         (``gifs/`` for tgif, ``videos/`` for msvd, msrvtt and nextqa); for ``folder`` the
         directory to scan (default ``root``). Not accepted for ``demo``, which generates its
-        own videos into ``root`` when ``root`` is missing or empty.
+        own videos into ``root`` when ``root`` is missing or empty, nor for ``demo-mc`` (likewise).
     """
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
@@ -59,9 +60,13 @@ def load_dataset(name: str, root: Path, *, videos_dir: Path | None = None) -> Da
         if videos_dir is not None:
             raise ValueError(f"the demo dataset generates its videos under root/gifs; got videos_dir={videos_dir}")
         demo.ensure_demo(root)
+    elif name == "demo-mc":
+        if videos_dir is not None:
+            raise ValueError(f"the demo-mc dataset generates its videos under root/videos; got videos_dir={videos_dir}")
+        demo_mc.ensure_demo_mc(root)
     elif not root.is_dir():
         raise AnnotationError(f"{root}: the {name} data root does not exist or is not a directory")
     loader = {"tgif": tgif.load, "demo": tgif.load, "msvd": msvd.load_msvd, "msrvtt": msvd.load_msrvtt,
-              "nextqa": nextqa.load}[name]
+              "nextqa": nextqa.load, "demo-mc": nextqa.load}[name]
     videos, questions = loader(root, videos_dir=videos_dir)
     return Dataset(name, root, videos, questions)

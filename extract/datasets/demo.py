@@ -90,7 +90,7 @@ class _Video:
 
 def ensure_demo(root: Path) -> None:
     """Generate the default demo into ``root`` unless a demo made by this generator is there."""
-    params = _read_marker(root)
+    params = read_marker(root)
     if params is None:
         generate_demo(root)
     elif params.get("version") != GENERATOR_VERSION:
@@ -107,20 +107,31 @@ def generate_demo(root: Path, *, num_videos: int = 40, seed: int = 0) -> None:
     """
     if num_videos < 1:
         raise ValueError(f"num_videos must be at least 1, got {num_videos}")
-    root = Path(root)
     params = {"version": GENERATOR_VERSION, "num_videos": num_videos, "seed": seed}
-    if _read_marker(root) == params:
+    write_generated(Path(root), params, lambda staging: _write_demo(staging, _plan(num_videos, seed), seed),
+                    marker=MARKER, what="demo")
+
+
+def write_generated(root: Path, params: dict, write, *, marker: str, what: str) -> None:
+    """Generate a synthetic dataset into ``root`` (missing or empty) unless ``params`` are already there.
+
+    ``write(staging)`` fills a temporary sibling directory; its entries are then moved into
+    ``root`` and the ``marker`` file (``params`` as JSON) is written last, so a killed
+    generation never looks complete.
+    """
+    if read_marker(root, marker, what) == params:
         return
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise AnnotationError(f"{root}: not an empty directory; the demo is generated only into a missing or "
-                              f"empty one (found no {MARKER} for num_videos={num_videos}, seed={seed})")
+        detail = ", ".join(f"{k}={v}" for k, v in params.items() if k != "version")
+        raise AnnotationError(f"{root}: not an empty directory; the {what} is generated only into a missing or "
+                              f"empty one (found no {marker} for {detail})")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        _write_demo(staging, _plan(num_videos, seed), seed)
-        (staging / MARKER).write_text(json.dumps(params, sort_keys=True) + "\n", encoding="utf-8")
+        write(staging)
+        (staging / marker).write_text(json.dumps(params, sort_keys=True) + "\n", encoding="utf-8")
         if root.exists():
-            for entry in sorted(staging.iterdir(), key=lambda path: path.name == MARKER):
+            for entry in sorted(staging.iterdir(), key=lambda path: path.name == marker):
                 os.replace(entry, root / entry.name)
         else:
             os.replace(staging, root)
@@ -128,17 +139,17 @@ def generate_demo(root: Path, *, num_videos: int = 40, seed: int = 0) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _read_marker(root: Path) -> dict | None:
-    """The parameters recorded in ``root/demo.json``, or None when there is no marker."""
-    marker = root / MARKER
-    if not marker.is_file():
+def read_marker(root: Path, marker: str = MARKER, what: str = "demo") -> dict | None:
+    """The parameters recorded in ``root/<marker>``, or None when there is no marker."""
+    path = root / marker
+    if not path.is_file():
         return None
     try:
-        params = json.loads(marker.read_text(encoding="utf-8"))
+        params = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise AnnotationError(f"{marker}: unreadable demo marker ({error}); delete {root} to regenerate it") from error
+        raise AnnotationError(f"{path}: unreadable {what} marker ({error}); delete {root} to regenerate it") from error
     if not isinstance(params, dict):
-        raise AnnotationError(f"{marker}: the demo marker should be a JSON object; delete {root} to regenerate it")
+        raise AnnotationError(f"{path}: the {what} marker should be a JSON object; delete {root} to regenerate it")
     return params
 
 
@@ -202,7 +213,7 @@ def _frames(video: _Video) -> list:
     for delay in video.delays_ms:
         frame = canvas.copy()
         if (start * slots // total) % 2 == 0:  # even slot: visible
-            _draw_shape(ImageDraw.Draw(frame), video, _state_at(video, start / total))
+            draw_shape(ImageDraw.Draw(frame), video.shape, _state_at(video, start / total), 2)
         frames.append(frame)
         start += delay
     return frames
@@ -217,15 +228,27 @@ def _state_at(video: _Video, progress: float) -> tuple[float, float, float]:
     return tuple(a + (b - a) * fraction for a, b in zip(begin, end))
 
 
-def _draw_shape(draw, video: _Video, state: tuple[float, float, float]) -> None:
+def draw_shape(draw, shape: str, state: tuple[float, float, float], fill) -> None:
+    """Draw ``shape`` (circle, square or triangle) of size ``state = (cx, cy, r)`` with ``fill``;
+    :func:`shape_box` gives its extent."""
     cx, cy, r = state
-    if video.shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=2)
-    elif video.shape == "square":
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "square":
         half = 0.85 * r  # about the area of the circle
-        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=2)
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=fill)
     else:  # equilateral, pointing up, centroid at (cx, cy)
-        draw.polygon([(cx, cy - r), (cx + 0.866 * r, cy + 0.5 * r), (cx - 0.866 * r, cy + 0.5 * r)], fill=2)
+        draw.polygon([(cx, cy - r), (cx + 0.866 * r, cy + 0.5 * r), (cx - 0.866 * r, cy + 0.5 * r)], fill=fill)
+
+
+def shape_box(shape: str, state: tuple[float, float, float]) -> tuple[float, float, float, float]:
+    """The ``(x1, y1, x2, y2)`` extent of what :func:`draw_shape` draws, unclipped."""
+    cx, cy, r = state
+    if shape == "circle":
+        return cx - r, cy - r, cx + r, cy + r
+    if shape == "square":
+        return cx - 0.85 * r, cy - 0.85 * r, cx + 0.85 * r, cy + 0.85 * r
+    return cx - 0.866 * r, cy - r, cx + 0.866 * r, cy + 0.5 * r
 
 
 def _write_demo(root: Path, videos: list[_Video], seed: int) -> None:
