@@ -213,7 +213,7 @@ def measure_run(videos: Path, out: Path, stages: str, **overrides) -> dict:
     """Run the pipeline in a fresh process: videos done, peak numpy memory (tracemalloc: the
     decoded frames and features the pipeline holds) and peak RSS, both in MiB."""
     settings = {"videos": str(videos), "out": str(out), "stages": stages,
-                "model": {"preset": "tiny", "weights": "random", "device": "cpu"}, **overrides}
+                "preset": "tiny", "weights": "random", "runtime": {"device": "cpu"}, **overrides}
     import json
 
     proc = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(settings)], capture_output=True, text=True, timeout=900)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.ray
 GOOD = [f"v{i}" for i in range(6)]
 # 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short;
 # one step per part, so the two-step videos take the streamed path (the actor decodes them).
-SETTINGS = {"shard_videos": 2, "max_failures": 5, "model": {"batch_size": 4}, "decode": {"part_steps": 1}}
+SETTINGS = {"shard_videos": 2, "max_failures": 5, "runtime": {"batch_size": 4}, "decode": {"part_steps": 1}}
 
 
 @pytest.fixture(scope="session")

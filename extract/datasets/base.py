@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-SPLITS = ("train", "val", "test")
+from extract.names import SPLITS
 
 
 class AnnotationError(ValueError):

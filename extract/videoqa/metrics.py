@@ -20,6 +20,9 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from extract.atomic import atomic_write
+from extract.names import TGIF_FORMAT
+
 __all__ = [
     "NEXTQA_GROUPS",
     "TGIF_TASK_NAMES",
@@ -37,7 +40,6 @@ __all__ = [
 NEXTQA_GROUPS = ("CW", "CH", "TN", "TC", "DC", "DL", "DO")  # NExT-QA question types as reported (TP -> TN)
 TGIF_TASK_NAMES = {"count": "Count", "action": "Action", "transition": "Trans", "frameqa": "FrameQA"}
 QUESTION_WORDS = ("what", "who", "how", "when", "where")  # MSVD-QA / MSRVTT-QA question types
-_TGIF_FORMAT = ("tgif", "demo", "folder")
 
 
 def _percent(correct: int, total: int) -> float | None:
@@ -76,7 +78,7 @@ def summarize(records: Iterable[Mapping], dataset: str) -> dict[str, float | Non
     by_task: dict[str, list[Mapping]] = {}
     for r in records:
         by_task.setdefault(str(r["task"]).lower(), []).append(r)
-    if dataset in _TGIF_FORMAT:
+    if dataset in TGIF_FORMAT:
         unknown = sorted(set(by_task) - set(TGIF_TASK_NAMES))
         if unknown:
             raise ValueError(f"unknown TGIF-QA tasks {unknown}; expected {sorted(TGIF_TASK_NAMES)}")
@@ -112,12 +114,7 @@ def write_predictions(records: Iterable[Mapping], path: Path) -> Path:
         if key in out:
             raise ValueError(f"two questions share the prediction key {key!r} (video {r['video']!r}, qid {r['qid']!r})")
         out[key] = {"prediction": r["prediction"], "answer": r["answer"], "task": r["task"]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(out, indent=1, sort_keys=True))
 
 
 def read_predictions(path: Path) -> dict[str, dict]:
