@@ -99,7 +99,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
     """
     from extract.datasets import load_dataset
     from extract.features import build_extractor, configure_threads, resolve_all_weights
-    from extract.progress import Progress
+    from extract.progress import Reporter
 
     start = time.monotonic()
     root = config.data_root or config.videos
@@ -129,7 +129,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
         # Ray draws its own per-operator bars; two live displays garble a terminal.
-        bar = Progress(len(todo), enabled=False if config.executor == "ray" else progress)
+        mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
+        bar = Reporter(mode).videos(len(todo))
 
         def on_result(result: VideoResult) -> None:
             summary.done += result.ok

@@ -125,6 +125,7 @@ def test_parallel_runs_on_different_outs_do_not_interfere(tmp_path, folder_video
             np.testing.assert_array_equal(a[key][()], b[key][()])
 
 
+@pytest.mark.slow
 def test_repeated_sigkill_at_random_moments_loses_nothing(tmp_path):
     import random
     import signal
@@ -221,6 +222,7 @@ def measure_run(videos: Path, out: Path, stages: str, **overrides) -> dict:
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_ten_minute_video_streams_in_memory_independent_of_length(tmp_path):
     runs = {}
     for minutes in (1, 10):
@@ -238,6 +240,7 @@ def test_ten_minute_video_streams_in_memory_independent_of_length(tmp_path):
     assert runs[10]["traced_mb"] - runs[1]["traced_mb"] < 0.05 * held
 
 
+@pytest.mark.slow
 def test_huge_frames_are_downscaled_in_bounded_memory(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()

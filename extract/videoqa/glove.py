@@ -10,7 +10,6 @@ downloaded: the file must be on disk.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -25,9 +25,8 @@ import json
 import logging
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +49,7 @@ from extract.videoqa.glove import WordVectors, load_glove, random_word_vectors
 from extract.atomic import atomic_path, atomic_write
 from extract.masn_index import index_paths
 from extract.names import DATASETS, PROGRESS_MODES, TGIF_TASKS
+from extract.progress import Reporter
 from extract.videoqa.losses import decide, head_loss
 from extract.videoqa.metrics import format_table, selection_metric, summarize, write_predictions
 from extract.videoqa.plot import plot_history
@@ -121,45 +121,6 @@ class TrainConfig(BaseModel):
         if head not in spec.heads:
             raise ValueError(f"model {self.arch!r} has no {head} head (it supports {', '.join(spec.heads)})")
         return self
-
-
-class _Reporter:
-    """Progress as a rich bar on a terminal, ``logging`` lines otherwise (the CLI configures logging),
-    or none; warnings are always shown."""
-
-    def __init__(self, mode: str):
-        self.mode = ("bar" if sys.stderr.isatty() else "log") if mode == "auto" else mode
-        if self.mode == "bar":
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-
-    def line(self, text: str, *, warning: bool = False) -> None:
-        if self.mode == "bar":
-            self.console.print(f"warning: {text}" if warning else text, highlight=False, markup=False)
-        elif warning:
-            log.warning(text)
-        elif self.mode == "log":
-            log.info(text)
-
-    def iterate(self, items: Iterable, total: int, description: str) -> Iterator:
-        if self.mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=self.console, transient=True) as bar:
-                task = bar.add_task(description, total=total)
-                for item in items:
-                    yield item
-                    bar.advance(task)
-        elif self.mode == "log":
-            every = max(1, total // 10)
-            for i, item in enumerate(items, start=1):
-                yield item
-                if i % every == 0 or i == total:
-                    self.line(f"{description}: batch {i}/{total}")
-        else:
-            yield from items
 
 
 def _word_vectors(config: TrainConfig, words: WordVocab) -> WordVectors:
@@ -265,7 +226,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         if config.data_root is None:
             raise ValueError("pass the question splits, or set data_root so they can be loaded with load_dataset")
         splits = load_splits(config.dataset, config.data_root)
-    report = _Reporter(config.progress)
+    report = Reporter(config.progress)
     head: Head = head_for(config.dataset, config.task)
     chosen, val_source = _prepare_splits(config, splits)
 
