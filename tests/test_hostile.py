@@ -136,7 +136,7 @@ def test_repeated_sigkill_at_random_moments_loses_nothing(tmp_path):
     for i in range(8):
         write_gif(videos / f"k{i}.gif", [70, 100] * (3 + i % 3), size=(64, 72 + 4 * i))
     config = tmp_path / "cfg.yaml"
-    config.write_text("stages: [appearance, motion]\nshard_videos: 2\nmodel: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n")
+    config.write_text("stages: [appearance, motion]\nshard_videos: 2\npreset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 4}\n")
 
     def start(out: Path) -> subprocess.Popen:
         return subprocess.Popen(
