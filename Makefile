@@ -1,11 +1,12 @@
-# Two quick-start targets: `make demo` (the main job on the embedded default) and `make test`.
+# Quick-start targets: `make demo` (the main job on the embedded default), `make test` (everything, as CI)
+# and `make test-fast` (without the tests marked slow: minutes instead of the full run).
 # Both create .venv and install the package (editable, with Ray, DVC and test extras) first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test repro clean-demo
+.PHONY: install demo test test-fast repro clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
 repro: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import platform
 import random
 import resource
@@ -35,20 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.atomic import atomic_write_json
+
 __all__ = ["BENCH_STAGES", "DATASET_SIZES", "NaiveExtractor", "format_report", "run_bench", "write_synthetic"]
 
 BENCH_STAGES = ("decode", "detector", "resnet", "i3d", "roialign", "linking", "write")
-# ModelConfig fields that only concern speed: the naive baseline always runs with these values.
-BASELINE_MODEL = {
-    "model_workers": 1,
-    "channels_last": False,
-    "fast_roi": False,
-    "amp": False,
-    "detector_batch_size": 1,
-    "detector_rpn_pre_nms_top_n": None,
-    "detector_rpn_post_nms_top_n": None,
-    "detector_min_size": None,
-    "detector_max_size": None,
+# Config fields that only concern speed, by section: the naive baseline always runs with these
+# values (and with the preset's detector input size, see ``_baseline``).
+BASELINE = {
+    "runtime": {"model_workers": 1, "channels_last": False, "amp": False},
+    "roi": {"fast": False},
+    "detector": {"batch_size": 1, "rpn_pre_nms_top_n": None, "rpn_post_nms_top_n": None},
 }
 # Videos per dataset, and the mean video length (seconds) used to scale the projection by duration.
 DATASET_SIZES = {
@@ -158,8 +154,8 @@ class NaiveExtractor:
 
         with self.timer("roialign"):
             boxes = [scale_boxes(d.boxes, (video.width, video.height), (size, size)) for d in dets]
-            feats = roi_mean_features(fmap, boxes, image_size=(size, size), output_size=self.config.roi_output_size,
-                                      sampling_ratio=self.config.roi_sampling_ratio)
+            feats = roi_mean_features(fmap, boxes, image_size=(size, size), output_size=self.config.roi.output_size,
+                                      sampling_ratio=self.config.roi.sampling_ratio)
             return list(feats.split([len(b) for b in boxes]))
 
     def extract(self, video) -> dict[str, np.ndarray]:
@@ -176,8 +172,8 @@ class NaiveExtractor:
         from extract.trajectories import trajectory_arrays
 
         out: dict[str, np.ndarray] = {}
-        n, size = self.config.num_objects, self.config.architecture.appearance_size
-        msize = self.config.architecture.motion_size
+        n, size = self.config.detector.num_objects, self.config.appearance.size
+        msize = self.config.motion.size
 
         def stack(rows) -> np.ndarray:
             return torch.stack([pad_rows(r, n) for r in rows]).cpu().numpy()
@@ -209,7 +205,7 @@ class NaiveExtractor:
                 out["motion_objects"] = stack(self._roi(fmap, dets, video, msize)).astype(np.float32)
         if "trajectories" in self.stages:
             frames = video.grid_frames(video.trajectory_steps)
-            tdets = self._detect(frames, self.config.trajectory_candidates)
+            tdets = self._detect(frames, self.config.detector.trajectory_candidates)
             with self.timer("resnet"):
                 _, c5 = self.appearance(self._resize(self._floats(frames), size))
             feats = self._roi(c5, tdets, video, size)
@@ -425,7 +421,7 @@ def run_bench(
     weights: str = "random",
     batch_size: int | None = None,
     stages: Sequence[str] | str | None = None,
-    model: dict | None = None,
+    options: dict | None = None,
     seed: int = 0,
     shard_videos: int | None = None,
     limit: int | None = None,
@@ -438,7 +434,7 @@ def run_bench(
     Args:
         videos / synthetic: a directory of videos, or the number of synthetic GIFs to write
             (``write_synthetic``, seeded by ``seed``); exactly one.
-        model: further ``ModelConfig`` overrides (e.g. ``{"amp": True}``).
+        options: further config overrides, nested like the YAML (e.g. ``{"runtime": {"amp": True}}``).
         check: compare the two paths' features after timing (not timed).
         naive_threads: torch threads of the naive path; torch's default (every core) when None.
         work_dir: where inputs (synthetic) and outputs go; a temporary directory by default,
@@ -446,7 +442,8 @@ def run_bench(
     """
     import torch
 
-    from extract.config import STAGES, load_config
+    from extract.config import deep_merge, load_config
+    from extract.names import STAGES
     from extract.datasets import folder
     from extract.features import build_extractor, configure_threads, cpu_count, resolve_all_weights, resolve_device
     from extract.timing import StageTimer
@@ -469,7 +466,7 @@ def run_bench(
             "videos": Path(videos),
             "out": work / "optimized",
             "stages": list(STAGES) if stages is None else stages,
-            "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size, **(model or {})},
+            "preset": preset, "weights": weights, "runtime": {"device": device, "batch_size": batch_size},
         }
         if shard_videos is not None:
             overrides["shard_videos"] = shard_videos
@@ -477,17 +474,17 @@ def run_bench(
             # Random-weight scores sit far below the default stop score; 0 lets trajectories form
             # so that linking does the work it does on real detections.
             overrides["linking"] = {"min_score": 0.0}
-        config = load_config("folder", overrides=overrides)
+        config = load_config("folder", overrides=deep_merge(overrides, options or {}))
         records = folder.load(Path(videos))
         if limit is not None:
             records = records[:limit]
         if not records:
             raise ValueError(f"no videos in {videos}")
-        dev = resolve_device(config.model.device)
-        resolved = resolve_all_weights(config.model, config.stages)
-        extractor = build_extractor(config.model, config.stages, resolved, config.linking)
-        baseline = config.model.model_copy(update=BASELINE_MODEL)
-        if baseline == config.model:
+        dev = resolve_device(config.runtime.device)
+        resolved = resolve_all_weights(config, config.stages)
+        extractor = build_extractor(config, config.stages, resolved, config.linking)
+        baseline = _baseline(config)
+        if baseline == config:
             naive = NaiveExtractor(extractor)
         else:  # speed options given: the baseline gets models built without them
             naive = NaiveExtractor(build_extractor(baseline, config.stages, resolved, config.linking))
@@ -508,14 +505,14 @@ def run_bench(
         # Warm-up (untimed): allocator, oneDNN primitives, cuDNN autotuning, lazy imports.
         torch.set_num_threads(naive_threads or cpu_count())
         naive.extract(warm)
-        configure_threads(config.model)
+        configure_threads(config)
         extractor([warm])
 
         make_timer = lambda: StageTimer(cuda_sync=dev.type == "cuda")  # noqa: E731
         torch.set_num_threads(naive_threads or cpu_count())  # public scripts: torch's default, every core
         naive_result = _run_naive(naive, records, config, work / "naive.h5", make_timer(), dev)
         naive_result.threads = torch.get_num_threads()
-        opt_threads = configure_threads(config.model)
+        opt_threads = configure_threads(config)
         opt_result = _run_optimized(config, extractor, records, work / "optimized", make_timer(), dev)
         opt_result.threads = opt_threads
 
@@ -525,8 +522,8 @@ def run_bench(
             "weights": weights,
             "weights_note": "RANDOM weights: timing only, features meaningless" if weights == "random" else weights,
             "stages": list(config.stages),
-            "batch_size": config.model.batch_size,
-            "model_config": config.model.model_dump(mode="json"),
+            "batch_size": config.runtime.batch_size,
+            "config": config.model_dump(mode="json"),
             "inputs": {
                 "source": source,
                 "videos": len(records),
@@ -591,7 +588,7 @@ def format_report(result: dict) -> list[str]:
         f"inputs: {inputs['source']}; {inputs['decoded']}/{inputs['videos']} decoded, mean {inputs['mean_duration_s']:.2f} s, "
         f"{inputs['grid_frames']} grid frames (6 fps), {inputs['steps']} appearance steps",
         f"torch threads: naive {naive['torch_threads']}; optimized {opt['torch_threads']} in each of "
-        f"{result['model_config']['model_workers']} model workers",
+        f"{result['config']['runtime']['model_workers']} model workers",
         "",
         f"{'stage':<10} {'naive s/video':>14} {'share':>7} {'optimized s/video':>18} {'share':>7}",
     ]
@@ -635,9 +632,15 @@ def format_report(result: dict) -> list[str]:
     return lines
 
 
+def _baseline(config):
+    """``config`` with the speed options of ``BASELINE`` and the preset's detector input size."""
+    from extract.config import PRESETS
+
+    preset = PRESETS[config.preset]["detector"]
+    detector = BASELINE["detector"] | {"min_size": preset["min_size"], "max_size": preset["max_size"]}
+    update = {name: getattr(config, name).model_copy(update=values) for name, values in BASELINE.items()}
+    return config.model_copy(update=update | {"detector": config.detector.model_copy(update=detector)})
+
+
 def write_json(result: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_json(path, result, indent=2, default=str)

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from extract.names import DATASETS, EXECUTORS, PRESETS, STAGES, TGIF_TASK_ALIASES
 from extract.videoqa.registry import MODEL_MODULES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible VideoQA feature extraction (MASN layout).")
@@ -34,17 +35,17 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def run(
-    dataset: str = typer.Option(..., help="tgif | msvd | msrvtt | nextqa | folder | demo | demo-mc"),
+    dataset: str = typer.Option(..., help=" | ".join(DATASETS)),
     config: Optional[Path] = typer.Option(None, help="YAML config (default: pipelines/<dataset>.yaml)"),
     data_root: Optional[Path] = typer.Option(None, help="annotations root"),
     videos: Optional[Path] = typer.Option(None, help="directory of the video files"),
     out: Optional[Path] = typer.Option(None, help="output directory"),
-    stages: Optional[str] = typer.Option(None, help="comma-separated: appearance,objects,motion,trajectories"),
-    executor: Optional[str] = typer.Option(None, help="local | ray"),
+    stages: Optional[str] = typer.Option(None, help="comma-separated: " + ",".join(STAGES)),
+    executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS)),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)"),
     num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors (default: every GPU in the cluster)"),
     decode_workers: Optional[int] = typer.Option(None, help="ray: decode tasks at once (default: as CPUs allow)"),
-    preset: Optional[str] = typer.Option(None, help="paper | tiny"),
+    preset: Optional[str] = typer.Option(None, help=" | ".join(PRESETS)),
     weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
     batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
@@ -56,9 +57,7 @@ def run(
 ) -> None:
     """Extract features into OUT (resumable: done videos are skipped)."""
     _setup_logging(verbose)
-    from pydantic import ValidationError
-
-    from extract.config import load_config
+    from extract.config import ConfigError, load_config
     from extract.datasets.base import AnnotationError
     from extract.models.weights import WeightsUnavailable
     from extract.pipeline import StorageError, run_pipeline
@@ -67,15 +66,15 @@ def run(
     overrides = {
         "data_root": data_root, "videos": videos, "out": out, "stages": stages, "executor": executor,
         "address": address, "num_gpus": num_gpus, "decode_workers": decode_workers, "limit": limit,
-        "max_failures": max_failures,
-        "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size},
+        "max_failures": max_failures, "preset": preset, "weights": weights,
+        "runtime": {"device": device, "batch_size": batch_size},
         "decode": {"max_side": max_side, "part_steps": part_steps},
     }
     try:
         cfg = load_config(dataset, config_path=config, overrides=overrides)
         summary = run_pipeline(cfg)
-    except ValidationError as e:
-        _fail(f"invalid configuration:\n{e}")
+    except ConfigError as e:
+        _fail(str(e))
     except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     except StorageError as e:
@@ -225,9 +224,6 @@ def export_detections_command(
     typer.echo(f"{len(written)} videos -> {dest}")
 
 
-TGIF_TASKS = {"count": "count", "action": "action", "trans": "transition", "transition": "transition", "frameqa": "frameqa"}
-
-
 def _model_options(pairs: list[str]) -> dict:
     import yaml
 
@@ -244,7 +240,7 @@ def _model_options(pairs: list[str]) -> dict:
              f"{', '.join(sorted(MODEL_MODULES))}. Model selection on validation; the test split is evaluated once.")
 def train(
     model: str = typer.Argument(..., help="registered model name (see Models above)"),
-    dataset: str = typer.Option(..., help="tgif | demo | folder | msvd | msrvtt | nextqa | demo-mc"),
+    dataset: str = typer.Option(..., help=" | ".join(DATASETS)),
     task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA"),
     data_root: Path = typer.Option(..., help="annotations root (question files)"),
     feat_dir: Path = typer.Option(..., help="feature dir: OUT/masn, or what `extract export nextqa` wrote"),
@@ -278,10 +274,10 @@ def train(
         spec = get_model_spec(model)
     except ValueError as e:
         _fail(str(e))
-    if task is not None and task.lower() not in TGIF_TASKS:
+    if task is not None and task.lower() not in TGIF_TASK_ALIASES:
         _fail(f"--task must be one of Count, Action, Trans, FrameQA, got {task!r}")
     given = {
-        "arch": model, "dataset": dataset, "task": TGIF_TASKS[task.lower()] if task else None, "data_root": data_root,
+        "arch": model, "dataset": dataset, "task": TGIF_TASK_ALIASES[task.lower()] if task else None, "data_root": data_root,
         "feat_dir": feat_dir, "out_dir": out_dir, "glove": glove, "random_embeddings": random_embeddings,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "device": device, "seed": seed,
         "overwrite": overwrite,
@@ -319,7 +315,7 @@ def train(
 
 @app.command()
 def evaluate(
-    dataset: str = typer.Argument(..., help="tgif | demo | msvd | msrvtt | nextqa | demo-mc"),
+    dataset: str = typer.Argument(..., help=" | ".join(DATASETS)),
     predictions: Optional[Path] = typer.Option(None, help="predictions JSON keyed <video>_<qid> (prediction, answer)"),
     annotations: Optional[Path] = typer.Option(None, help="NExT-QA annotations csv (with --predictions)"),
     checkpoint: Optional[Path] = typer.Option(None, help="a trained checkpoint: predict, write predictions, score"),
@@ -347,16 +343,16 @@ def evaluate(
 
 @app.command()
 def bench(
-    preset: str = typer.Option("tiny", help="paper | tiny"),
+    preset: str = typer.Option("tiny", help=" | ".join(PRESETS)),
     videos: Optional[Path] = typer.Option(None, help="directory of videos to time"),
     synthetic: Optional[int] = typer.Option(None, help="time N generated TGIF-like GIFs instead (default 8)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     weights: str = typer.Option("random", help="random | pretrained | DIR (random: timing only)"),
     batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
-    stages: str = typer.Option("appearance,objects,motion,trajectories", help="comma-separated stages"),
+    stages: str = typer.Option(",".join(STAGES), help="comma-separated stages"),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; changes features)"),
     threads: Optional[int] = typer.Option(None, help="torch threads of the optimized path (default: auto)"),
-    option: list[str] = typer.Option([], "--option", "-o", help="a ModelConfig field of the optimized path, KEY=VALUE (repeatable), e.g. fast_roi=true"),
+    option: list[str] = typer.Option([], "--option", "-o", help="a config field of the optimized path, SECTION.KEY=VALUE (repeatable), e.g. roi.fast=true"),
     naive_threads: Optional[int] = typer.Option(None, help="torch threads of the naive path (default: every core)"),
     limit: Optional[int] = typer.Option(None, help="only the first N videos"),
     seed: int = typer.Option(0, help="seed of the synthetic videos"),
@@ -365,32 +361,32 @@ def bench(
 ) -> None:
     """Throughput per stage, against a naive baseline (one video, one model at a time) in the same run."""
     _setup_logging(False)
-    from pydantic import ValidationError
+    import yaml
 
     from extract.bench import format_report, run_bench, write_json
+    from extract.config import ConfigError, deep_merge
     from extract.datasets.base import AnnotationError
     from extract.models.weights import WeightsUnavailable
 
     if videos is not None and synthetic is not None:
         _fail("give --videos DIR or --synthetic N, not both")
-    model = {"amp": amp or None, "threads": threads}
+    options = {"runtime": {"amp": amp or None, "threads": threads}}
     for item in option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            _fail(f"--option expects KEY=VALUE, got {item!r}")
-        import yaml
-
-        model[key.strip()] = yaml.safe_load(value)
+            _fail(f"--option expects SECTION.KEY=VALUE, got {item!r}")
+        nested = yaml.safe_load(value)
+        for part in reversed(key.strip().split(".")):
+            nested = {part: nested}
+        options = deep_merge(options, nested)
     try:
         result = run_bench(
             preset=preset, videos=videos, synthetic=synthetic if videos is not None or synthetic is not None else 8,
             device=device, weights=weights, batch_size=batch_size, stages=stages,
-            model={k: v for k, v in model.items() if v is not None}, seed=seed, limit=limit, check=check,
+            options=options, seed=seed, limit=limit, check=check,
             naive_threads=naive_threads,
         )
-    except ValidationError as e:
-        _fail(f"invalid configuration:\n{e}")
-    except (AnnotationError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
+    except (ConfigError, AnnotationError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     if json_path is not None:
         write_json(result, json_path)

@@ -11,7 +11,7 @@ Each distinct decoded frame goes through ResNet and the detector once, whichever
 it: an appearance step and a 1 fps trajectory frame on the same frame share both passes (the
 top-10 detections are the first 10 of the top-50 trajectory candidates). The model work of a
 call is a list of tasks (I3D batches, ResNet batches, detector frames, then RoIAlign chunks)
-that ``ModelConfig.model_workers`` threads take in turn; every task computes the same numbers
+that ``RuntimeConfig.model_workers`` threads take in turn; every task computes the same numbers
 whichever thread runs it.
 
 An item may be one part of a long video (``DecodedVideo.part``): its per-step arrays come back
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from extract.config import ModelConfig
+from extract.config import RunConfig
 from extract.geometry import pad_rows, roi_mean_features, scale_boxes, spatial_features
 from extract.models.appearance import APPEARANCE_WEIGHTS, AppearanceNet, build_appearance
 from extract.linking import LinkConfig, link_detections
@@ -49,16 +49,15 @@ from extract.video import DecodedVideo
 VideoFeatures = dict[str, np.ndarray]
 
 
-def required_weights(config: ModelConfig, stages: Sequence[str]) -> dict[str, WeightsSpec]:
+def required_weights(config: RunConfig, stages: Sequence[str]) -> dict[str, WeightsSpec]:
     """The checkpoints the given stages need, keyed by model role."""
-    arch = config.architecture
     needed = {}
     if {"appearance", "objects", "trajectories"} & set(stages):
-        needed["appearance"] = APPEARANCE_WEIGHTS[arch.appearance_arch]
+        needed["appearance"] = APPEARANCE_WEIGHTS[config.appearance.arch]
     if {"objects", "trajectories"} & set(stages):
-        needed["detector"] = DETECTOR_WEIGHTS[arch.detector_arch]
+        needed["detector"] = DETECTOR_WEIGHTS[config.detector.arch]
     if "motion" in stages:
-        needed["motion"] = MOTION_WEIGHTS[arch.motion_arch]
+        needed["motion"] = MOTION_WEIGHTS[config.motion.arch]
     return needed
 
 
@@ -76,21 +75,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def configure_threads(config: ModelConfig) -> int:
-    """Set torch's intra-op CPU threads for a run and return the number set.
-
-    ``config.threads`` > 0 is used as given. 0 (auto): on a CPU, the cores divided among the
+def auto_threads(device: torch.device, model_workers: int) -> int:
+    """The intra-op CPU threads of ``threads: 0`` (auto): on a CPU, the cores divided among the
     ``model_workers`` threads (at least 1 each); on a GPU, all cores. Two OpenMP pools that
     together outnumber the cores wait on each other at every barrier and run several times
     slower. The decode thread gets no cores of its own: it spends its time in decord's C++
     code, a small fraction of the model time.
     """
-    if config.threads:
-        threads = config.threads
-    elif resolve_device(config.device).type == "cpu":
-        threads = max(1, cpu_count() // max(1, config.model_workers))
-    else:
-        threads = cpu_count()
+    return max(1, cpu_count() // max(1, model_workers)) if device.type == "cpu" else cpu_count()
+
+
+def configure_threads(config: RunConfig) -> int:
+    """Set torch's intra-op CPU threads for a run and return the number set:
+    ``config.runtime.threads`` > 0 as given, 0 as ``auto_threads`` says."""
+    runtime = config.runtime
+    threads = runtime.threads or auto_threads(resolve_device(runtime.device), runtime.model_workers)
     torch.set_num_threads(threads)
     return threads
 
@@ -137,7 +136,7 @@ def plan_frames(
     return FramePlan(frames, np.concatenate(top_k), step_rows, traj_rows)
 
 
-def _memory_format(config: ModelConfig, device: torch.device, ndim: int) -> torch.memory_format:
+def _memory_format(config: RunConfig, device: torch.device, ndim: int) -> torch.memory_format:
     """Memory format of the ResNet (``ndim`` 4) or I3D (5) weights and inputs.
 
     I3D goes NDHWC everywhere: oneDNN runs its 3-d convolutions ~25% faster in that layout,
@@ -145,7 +144,7 @@ def _memory_format(config: ModelConfig, device: torch.device, ndim: int) -> torc
     a CPU the gain is ~10% and the features move by ~2e-6 relative (2e-4 absolute at the
     magnitude ~100 of random-weight features), beyond the 1e-5 we allow a default.
     """
-    if not config.channels_last or (ndim == 4 and device.type != "cuda"):
+    if not config.runtime.channels_last or (ndim == 4 and device.type != "cuda"):
         return torch.contiguous_format
     return torch.channels_last if ndim == 4 else torch.channels_last_3d
 
@@ -184,7 +183,7 @@ class FeatureExtractor(nn.Module):
     Args:
         appearance, detector, motion: the models of the enabled stages (None when off).
         config: sizes, batch size, RoI settings, precision, memory format, worker threads.
-        stages: enabled stages, a subset of ``extract.config.STAGES``.
+        stages: enabled stages, a subset of ``extract.names.STAGES``.
 
     ``timer`` (default: ``NO_TIMER``) receives the sections ``detector``, ``resnet``, ``i3d``,
     ``roialign`` and ``linking``; each model section includes the resizing of its inputs.
@@ -196,7 +195,7 @@ class FeatureExtractor(nn.Module):
         appearance: AppearanceNet | None,
         detector: Detector | None,
         motion: MotionNet | None,
-        config: ModelConfig,
+        config: RunConfig,
         stages: Sequence[str],
         linking: LinkConfig = LinkConfig(),
     ) -> None:
@@ -217,17 +216,17 @@ class FeatureExtractor(nn.Module):
     def _pad(self, batch: Tensor) -> Tensor:
         # Kernels pick their blocking by batch size; one size for every call makes each
         # sample's result independent of its companions.
-        return _pad_batch(batch, self.config.batch_size) if self.config.fixed_batch else batch
+        return _pad_batch(batch, self.config.runtime.batch_size) if self.config.runtime.fixed_batch else batch
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.runtime.amp)
 
     def _memory_format(self, ndim: int) -> torch.memory_format:
         return _memory_format(self.config, self.device, ndim)
 
     def workers(self) -> int:
         """Threads that run this extractor's model tasks side by side."""
-        workers = max(1, self.config.model_workers)
+        workers = max(1, self.config.runtime.model_workers)
         if self.device.type == "cpu":
             # Only as many as fit on the cores with their OpenMP pools (see configure_threads).
             workers = min(workers, max(1, cpu_count() // torch.get_num_threads()))
@@ -277,17 +276,17 @@ class FeatureExtractor(nn.Module):
         plan = plan_frames(
             videos,
             steps=bool({"appearance", "objects"} & stages),
-            num_objects=self.config.num_objects if "objects" in stages else 0,
-            trajectory_candidates=self.config.trajectory_candidates if "trajectories" in stages else 0,
+            num_objects=self.config.detector.num_objects if "objects" in stages else 0,
+            trajectory_candidates=self.config.detector.trajectory_candidates if "trajectories" in stages else 0,
         )
         pixels = [self._upload(video) for video in videos]
-        batch = self.config.batch_size
+        batch = self.config.runtime.batch_size
         frame_batches = [plan.frames[s : s + batch] for s in range(0, len(plan.frames), batch)]
         clips = [(v, t) for v, video in enumerate(videos) for t in range(len(video.steps))] if "motion" in stages else []
         clip_batches = [clips[s : s + batch] for s in range(0, len(clips), batch)]
         rows = np.flatnonzero(plan.top_k).tolist()
         top_k = int(plan.top_k.max()) if rows else 0
-        per_frame = self.config.detector_batch_size
+        per_frame = self.config.detector.batch_size
 
         pooled: list = [None] * len(frame_batches)
         c5_maps: list = [None] * len(frame_batches)
@@ -300,7 +299,7 @@ class FeatureExtractor(nn.Module):
             + [partial(self._detect, pixels, plan, rows[s : s + per_frame], top_k, detections) for s in range(0, len(rows), per_frame)]
         )
 
-        size, msize, n = self.config.architecture.appearance_size, self.config.architecture.motion_size, self.config.num_objects
+        size, msize, n = self.config.appearance.size, self.config.motion.size, self.config.detector.num_objects
         empty = torch.zeros((0, 4), device=self.device)
         frame_boxes = [  # per plan row: its top_k boxes, on the ResNet input
             scale_boxes(detections[r].boxes[: plan.top_k[r]] if plan.top_k[r] else empty, (videos[v].width, videos[v].height), (size, size))
@@ -343,7 +342,7 @@ class FeatureExtractor(nn.Module):
     def _resnet_batch(self, pixels: list[Tensor], chunk: list[tuple[int, int]], pooled: list, maps: list, i: int) -> None:
         """ResNet on one batch of plan frames: ``pooled[i]`` Tensor[B, 2048], ``maps[i]`` the C5
         maps Tensor[B, 2048, h, w]."""
-        size = self.config.architecture.appearance_size
+        size = self.config.appearance.size
         with self.timer("resnet"):
             images = torch.cat([_square(_unit_float(pixels[v][idx]), size) for v, idx in _by_video(chunk)])
             images = self._pad(images).contiguous(memory_format=self._memory_format(4))
@@ -354,7 +353,7 @@ class FeatureExtractor(nn.Module):
     def _motion_batch(self, videos, pixels: list[Tensor], chunk: list[tuple[int, int]], maps: list, i: int) -> None:
         """I3D on the windows of one batch of (video, step) clips: ``maps[i]`` the time-averaged
         res5 maps Tensor[B, 2048, h, w]. Each distinct frame of the batch is resized once."""
-        size = self.config.architecture.motion_size
+        size = self.config.motion.size
         with self.timer("i3d"):
             clips = []
             for v, steps in groupby(chunk, key=lambda clip: clip[0]):
@@ -378,14 +377,14 @@ class FeatureExtractor(nn.Module):
                 fmap,
                 boxes,
                 image_size=(size, size),
-                output_size=self.config.roi_output_size,
-                sampling_ratio=self.config.roi_sampling_ratio,
-                fast=self.config.fast_roi,
+                output_size=self.config.roi.output_size,
+                sampling_ratio=self.config.roi.sampling_ratio,
+                fast=self.config.roi.fast,
             )  # [sum K, 2048]
             out[i] = list(torch.split(feats, [len(b) for b in boxes]))
 
     def _appearance(self, videos, plan: FramePlan, pooled, objects, detections, per_video) -> None:
-        n = self.config.num_objects
+        n = self.config.detector.num_objects
 
         def stack(rows: list[Tensor]) -> np.ndarray:
             return torch.stack([pad_rows(r, n) for r in rows]).float().cpu().numpy()
@@ -406,7 +405,7 @@ class FeatureExtractor(nn.Module):
             record["detections/num_boxes"] = np.array([len(d.boxes) for d in dets], dtype=np.int64)
 
     def _motion_features(self, videos, maps: list[Tensor], objects: list[Tensor] | None, per_video) -> None:
-        n = self.config.num_objects
+        n = self.config.detector.num_objects
         pooled = torch.cat([fmap.mean(dim=(2, 3)) for fmap in maps]).cpu().numpy().astype(np.float32)
         offset = 0  # clips are ordered by video, then step
         for v, video in enumerate(videos):
@@ -421,7 +420,7 @@ class FeatureExtractor(nn.Module):
     def _trajectories(self, videos, plan: FramePlan, objects, detections, per_video) -> None:
         """Each video's trajectory-frame detections as ``candidates/*`` arrays, linked at once
         for a whole video; a part keeps them until ``link_trajectories`` sees the whole video."""
-        k = self.config.trajectory_candidates
+        k = self.config.detector.trajectory_candidates
         for v, video in enumerate(videos):
             rows = plan.traj_rows[v]
             dets = [_head(detections[r], k) for r in rows]
@@ -476,12 +475,12 @@ def merge_parts(parts: Sequence[VideoFeatures]) -> VideoFeatures:
 
 
 def build_extractor(
-    config: ModelConfig,
+    config: RunConfig,
     stages: Sequence[str],
     weights: dict[str, object] | None = None,
     linking: LinkConfig = LinkConfig(),
 ) -> FeatureExtractor:
-    """Build the models the stages need, on ``config.device``.
+    """Build the models the stages need, on ``config.runtime.device``.
 
     Args:
         weights: resolved checkpoint path (or None for random) per role, as returned by
@@ -490,32 +489,31 @@ def build_extractor(
     """
     if weights is None:
         weights = resolve_all_weights(config, stages)
-    arch = config.architecture
     needed = required_weights(config, stages)
     # Seeding before each model makes random weights independent of which stages are on.
     appearance = detector = motion = None
     if "appearance" in needed:
         torch.manual_seed(config.seed)
-        appearance = build_appearance(arch=arch.appearance_arch, weights=weights["appearance"])
+        appearance = build_appearance(arch=config.appearance.arch, weights=weights["appearance"])
     if "detector" in needed:
         torch.manual_seed(config.seed + 1)
         detector = build_detector(
-            arch=arch.detector_arch,
+            arch=config.detector.arch,
             weights=weights["detector"],
-            min_size=config.detector_min_size or arch.detector_min_size,
-            max_size=config.detector_max_size or arch.detector_max_size,
-            score_thresh=config.detector_score_thresh,
-            candidates=config.detector_candidates,
-            agnostic_nms_iou=config.agnostic_nms_iou,
-            batch_size=config.detector_batch_size,
-            rpn_pre_nms_top_n=config.detector_rpn_pre_nms_top_n,
-            rpn_post_nms_top_n=config.detector_rpn_post_nms_top_n,
-            amp=config.amp,
+            min_size=config.detector.min_size,
+            max_size=config.detector.max_size,
+            score_thresh=config.detector.score_thresh,
+            candidates=config.detector.candidates,
+            agnostic_nms_iou=config.detector.agnostic_nms_iou,
+            batch_size=config.detector.batch_size,
+            rpn_pre_nms_top_n=config.detector.rpn_pre_nms_top_n,
+            rpn_post_nms_top_n=config.detector.rpn_post_nms_top_n,
+            amp=config.runtime.amp,
         )
     if "motion" in needed:
         torch.manual_seed(config.seed + 2)
-        motion = build_motion(arch=arch.motion_arch, weights=weights["motion"])
-    device = resolve_device(config.device)
+        motion = build_motion(arch=config.motion.arch, weights=weights["motion"])
+    device = resolve_device(config.runtime.device)
     if appearance is not None:
         appearance = appearance.to(memory_format=_memory_format(config, device, 4))
     if motion is not None:
@@ -526,6 +524,6 @@ def build_extractor(
     return extractor.to(device).eval()
 
 
-def resolve_all_weights(config: ModelConfig, stages: Sequence[str]) -> dict[str, object]:
+def resolve_all_weights(config: RunConfig, stages: Sequence[str]) -> dict[str, object]:
     """Checkpoint path (None for random) of every model the stages need; raises WeightsUnavailable first."""
     return {role: resolve_weights(spec, config.weights) for role, spec in required_weights(config, stages).items()}

@@ -7,17 +7,17 @@ included) completes exactly those.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import platform
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from extract import __version__
-from extract.config import RunConfig
-from extract.store import FAILED, RUN_FILE, TMP_SUFFIX, OutputDir, ShardSink, VideoResult, build_index
+from extract.atomic import atomic_write_json
+from extract.config import RunConfig, resolve_runtime
+from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index
 
 log = logging.getLogger("extract")
 
@@ -50,24 +50,43 @@ class RunSummary:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python, this package and the libraries that compute or store features; with
+    ``git_commit`` (and ``git_dirty``: "true" when tracked files differ) when the package runs
+    from a git checkout."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version(), "vqa-extract": __version__}
-    for dist in ("torch", "torchvision", "pytorchvideo", "decord2", "h5py", "numpy", "ray"):
+    for dist in ("torch", "torchvision", "pytorchvideo", "decord2", "av", "h5py", "numpy", "pydantic", "ray"):
         try:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             continue
-    return versions
+    return versions | _git_state(Path(__file__).resolve().parent.parent)
+
+
+def _git_state(root: Path) -> dict[str, str]:
+    """The commit of the checkout at ``root`` and whether its tracked files are modified; {} when
+    ``root`` is not the top of a git checkout (an installed wheel) or git is missing."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            return {}  # a site-packages that happens to live inside some other repository
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": "true" if dirty else "false"}
+    except (OSError, subprocess.SubprocessError):
+        return {}
 
 
 def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dict[str, str]:
     from extract.features import required_weights
 
-    specs = required_weights(config.model, config.stages)
+    specs = required_weights(config, config.stages)
     return {
         role: (f"{specs[role].name} from {path}" if path else "RANDOM INITIALISATION (seed "
-               f"{config.model.seed}) - not pretrained, smoke tests only")
+               f"{config.seed}) - not pretrained, smoke tests only")
         for role, path in resolved.items()
     }
 
@@ -80,7 +99,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
     """
     from extract.datasets import load_dataset
     from extract.features import build_extractor, configure_threads, resolve_all_weights
-    from extract.progress import Progress
+    from extract.progress import Reporter
 
     start = time.monotonic()
     root = config.data_root or config.videos
@@ -91,7 +110,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
     out = OutputDir(config.out)
     out.lock()
     try:
-        weights = resolve_all_weights(config.model, config.stages)
+        weights = resolve_all_weights(config, config.stages)
         weights_desc = describe_weights(config, weights)
         if any(path is None for path in weights.values()):
             log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
@@ -102,12 +121,16 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         todo = [r for r in records if r.key not in done]
         summary = RunSummary(skipped=len(records) - len(todo))
         log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
-        configure_threads(config.model)
-        extractor = build_extractor(config.model, config.stages, weights, config.linking)
+        if config.executor == "local":
+            # Recorded as used; Ray actors resolve "auto" and 0 each on its own node.
+            config = config.model_copy(update={"runtime": resolve_runtime(config.runtime)})
+        configure_threads(config)
+        extractor = build_extractor(config, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
         # Ray draws its own per-operator bars; two live displays garble a terminal.
-        bar = Progress(len(todo), enabled=False if config.executor == "ray" else progress)
+        mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
+        bar = Reporter(mode).videos(len(todo))
 
         def on_result(result: VideoResult) -> None:
             summary.done += result.ok
@@ -155,7 +178,4 @@ def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: R
         },
         "failures": dict(summary.failures),
     }
-    path = out.root / RUN_FILE
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    atomic_write_json(out.root / RUN_FILE, run, indent=2)

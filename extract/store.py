@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.atomic import TMP_SUFFIX, atomic_path, atomic_write
 from extract.masn_index import MASN_INDEX_FILES
 
 SHARDS_DIR = "shards"
 SHARD_PREFIX = "part-"
 SHARD_SUFFIX = ".h5"
-TMP_SUFFIX = ".tmp"
 MANIFEST_FILE = "manifest.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
@@ -79,14 +79,6 @@ def sha256_file(path: Path) -> str:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -225,16 +217,7 @@ class ShardSink:
         data = buffer.getvalue()
         digest = hashlib.sha256(data).hexdigest()
         tmp, final = self._allocate()
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(final, data, tmp=tmp)
         records += [self._record(r, DONE, shard=final.name, sha256=digest) for r in good]
         return records
 
@@ -287,10 +270,8 @@ def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
         if not keys:
             path.unlink(missing_ok=True)
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
         rel = os.path.relpath(out.shards, path.parent)
-        tmp = path.with_name(path.name + TMP_SUFFIX)
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             for group in contents:
                 if group:
                     f.require_group(group)
@@ -298,16 +279,13 @@ def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
                 target = f"{rel}/{done[key]['shard']}"
                 for group, array in contents.items():
                     (f[group] if group else f)[key] = h5py.ExternalLink(target, "/" + shard_path(array, key))
-        os.replace(tmp, path)
         written[role] = path
     traj_keys = sorted(k for k, r in done.items() if TRAJECTORIES in r.get("stages", ()))
     path = out.root / TRAJECTORY_INDEX
     if traj_keys:
-        tmp = path.with_name(path.name + TMP_SUFFIX)
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             for key in traj_keys:
                 f[key] = h5py.ExternalLink(f"{SHARDS_DIR}/{done[key]['shard']}", f"/{TRAJECTORIES}/{key}")
-        os.replace(tmp, path)
         written[TRAJECTORIES] = path
     else:
         path.unlink(missing_ok=True)

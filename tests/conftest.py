@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from extract.config import RunConfig, load_config
+from extract.config import RunConfig, deep_merge, load_config
 from extract.datasets.tgif import write_tgif_questions
 from extract.outputs import _video_arrays
 from extract.store import OutputDir
@@ -17,10 +17,29 @@ from media import write_gif, write_mp4
 ALL_STAGES = "appearance,objects,motion"
 
 
+TINY = {"preset": "tiny", "weights": "random", "runtime": {"device": "cpu", "batch_size": 8}}
+
+
 def tiny_config(dataset: str, out: Path, **overrides) -> RunConfig:
-    """A run on the tiny preset with random weights, CPU, small batches."""
-    model = {"preset": "tiny", "weights": "random", "device": "cpu", "batch_size": 8, **overrides.pop("model", {})}
-    return load_config(dataset, overrides={"out": out, "stages": ALL_STAGES, **overrides, "model": model})
+    """A run on the tiny preset with random weights, CPU, small batches; ``overrides`` nested like the YAML."""
+    return load_config(dataset, overrides=deep_merge({"out": out, "stages": ALL_STAGES, **TINY}, overrides))
+
+
+def tiny_models(**overrides) -> RunConfig:
+    """The config of a tiny-preset extractor (random weights, CPU) for tests that build one directly."""
+    return RunConfig.model_validate(deep_merge({"dataset": "demo", **TINY}, overrides))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: tiny tensors run faster, immune to a busy machine's
+    spinning threads; with two model workers the tasks really run side by side on 2+ cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def count_row(gif_name: str, key: str) -> dict:

@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from extract.bench import BENCH_STAGES, NaiveExtractor, write_synthetic
 from extract.cli import app
-from extract.config import STAGES, ModelConfig
+from extract.names import STAGES
 from extract.features import build_extractor, cpu_count, plan_frames
 from extract.linking import LinkConfig
 from extract.video import decode
+from conftest import tiny_models
 from media import write_gif
 
 
@@ -26,15 +27,6 @@ from media import write_gif
 def synthetic(tmp_path_factory):
     paths = write_synthetic(tmp_path_factory.mktemp("bench"), 3, seed=1)
     return [decode(p) for p in paths]
-
-
-@pytest.fixture
-def one_thread():
-    # Two model workers of one intra-op thread each on 2+ cores: the tasks really run side by side.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_synthetic_inputs_are_tgif_like_and_deterministic(tmp_path, synthetic):
@@ -59,7 +51,7 @@ def test_frame_plan_shares_steps_and_trajectory_frames(synthetic):
 
 
 def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
-    config = ModelConfig(preset="tiny", weights="random", device="cpu", batch_size=8)
+    config = tiny_models()
     extractor = build_extractor(config, STAGES, linking=LinkConfig(min_score=0.0))
     assert extractor.workers() == min(2, cpu_count())
     naive = NaiveExtractor(extractor)
@@ -78,7 +70,7 @@ def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
 
 def test_bf16_autocast_option_keeps_float32_outputs(tmp_path, one_thread):
     video = decode(write_gif(tmp_path / "short.gif", [100, 100, 100], size=(64, 80)))  # one step
-    config = ModelConfig(preset="tiny", weights="random", device="cpu", batch_size=1, amp=True)
+    config = tiny_models(runtime={"batch_size": 1, "amp": True})
     (out,) = build_extractor(config, ["appearance", "objects", "motion"])([video])
     assert out["appearance"].shape == (1, 2048) and out["motion_objects"].shape == (1, 10, 2048)
     for name, array in out.items():

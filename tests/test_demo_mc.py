@@ -252,7 +252,7 @@ def test_extract_and_export_end_to_end(tmp_path):
     root = tmp_path / "data"
     generate_demo_mc(root, num_videos=2, seed=SEED)
     config = load_config("demo-mc", overrides={"data_root": root, "out": tmp_path / "out",
-                                                "model": {"device": "cpu", "batch_size": 8}})
+                                                "runtime": {"device": "cpu", "batch_size": 8}})
     assert run_pipeline(config).done == 2
     report = export_nextqa(tmp_path / "out")
     splits = {q.split: q.key for q in load_dataset("demo-mc", root).questions()}

@@ -12,9 +12,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+NOT_EXTRACTION = {"extract/videoqa", "extract/bench.py", "extract/viz.py"}  # trainers and tools: no extraction dep
+
+
+def test_extract_stage_depends_on_exactly_the_extraction_code():
+    import yaml
+
+    deps = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["extract"]["do"]["deps"])
+    code = {str(p.relative_to(REPO)) for p in (REPO / "extract").iterdir()
+            if p.suffix == ".py" or (p.is_dir() and any(p.glob("*.py")))}
+    assert deps - {"pipelines/${item}.yaml"} == code - NOT_EXTRACTION
 
 
 @pytest.mark.skipif(shutil.which("dvc", path=str(Path(sys.executable).parent)) is None, reason="dvc extra not installed (pip install -e '.[dvc]')")
+@pytest.mark.slow
 def test_dvc_repro_demo_chain_then_nothing_to_do(tmp_path):
     project = tmp_path / "project"
     project.mkdir()

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from conftest import tiny_config
-from extract.config import ModelConfig
+from conftest import tiny_config, tiny_models
 from extract.features import build_extractor
 from extract.geometry import spatial_features
 from extract.masn_index import index_paths
@@ -19,7 +18,7 @@ from extract.pipeline import run_pipeline
 from extract.video import decode
 from media import write_gif, write_mp4
 
-CONFIG = ModelConfig(preset="tiny", weights="random", device="cpu", batch_size=4)
+CONFIG = tiny_models(runtime={"batch_size": 4})
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +50,11 @@ def _alone(model, x: torch.Tensor):
     """A plain forward pass of one sample, padded with zeros to the configured batch size
     (kernels round by batch size; the pipeline pads every batch the same way)."""
     with torch.inference_mode():
-        return model(torch.cat([x[None], x.new_zeros((CONFIG.batch_size - 1, *x.shape))]))
+        return model(torch.cat([x[None], x.new_zeros((CONFIG.runtime.batch_size - 1, *x.shape))]))
 
 
 def test_object_features_equal_roi_align_on_the_backbone_map(extractor, videos, outputs):
-    size = CONFIG.architecture.appearance_size
+    size = CONFIG.appearance.size
     for video, out in zip(videos, outputs):
         frames = _frames01(video.grid_frames(video.steps))
         images = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -71,7 +70,7 @@ def test_object_features_equal_roi_align_on_the_backbone_map(extractor, videos, 
 
 
 def test_motion_objects_use_exactly_the_detection_boxes(extractor, videos, outputs):
-    size = CONFIG.architecture.motion_size
+    size = CONFIG.motion.size
     for video, out in zip(videos, outputs):
         for t, window in enumerate(video.windows):
             clip = F.interpolate(_frames01(video.grid_frames(window)), size=(size, size), mode="bilinear", antialias=True)

@@ -125,6 +125,7 @@ def test_parallel_runs_on_different_outs_do_not_interfere(tmp_path, folder_video
             np.testing.assert_array_equal(a[key][()], b[key][()])
 
 
+@pytest.mark.slow
 def test_repeated_sigkill_at_random_moments_loses_nothing(tmp_path):
     import random
     import signal
@@ -135,7 +136,7 @@ def test_repeated_sigkill_at_random_moments_loses_nothing(tmp_path):
     for i in range(8):
         write_gif(videos / f"k{i}.gif", [70, 100] * (3 + i % 3), size=(64, 72 + 4 * i))
     config = tmp_path / "cfg.yaml"
-    config.write_text("stages: [appearance, motion]\nshard_videos: 2\nmodel: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n")
+    config.write_text("stages: [appearance, motion]\nshard_videos: 2\npreset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 4}\n")
 
     def start(out: Path) -> subprocess.Popen:
         return subprocess.Popen(
@@ -213,7 +214,7 @@ def measure_run(videos: Path, out: Path, stages: str, **overrides) -> dict:
     """Run the pipeline in a fresh process: videos done, peak numpy memory (tracemalloc: the
     decoded frames and features the pipeline holds) and peak RSS, both in MiB."""
     settings = {"videos": str(videos), "out": str(out), "stages": stages,
-                "model": {"preset": "tiny", "weights": "random", "device": "cpu"}, **overrides}
+                "preset": "tiny", "weights": "random", "runtime": {"device": "cpu"}, **overrides}
     import json
 
     proc = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(settings)], capture_output=True, text=True, timeout=900)
@@ -221,6 +222,7 @@ def measure_run(videos: Path, out: Path, stages: str, **overrides) -> dict:
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_ten_minute_video_streams_in_memory_independent_of_length(tmp_path):
     runs = {}
     for minutes in (1, 10):
@@ -238,6 +240,7 @@ def test_ten_minute_video_streams_in_memory_independent_of_length(tmp_path):
     assert runs[10]["traced_mb"] - runs[1]["traced_mb"] < 0.05 * held
 
 
+@pytest.mark.slow
 def test_huge_frames_are_downscaled_in_bounded_memory(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()

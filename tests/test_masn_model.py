@@ -15,13 +15,7 @@ D, N, H, VOCAB, WORD = 24, 3, 16, 30, 8  # feature width, objects, hidden size, 
 TINY = ModelConfig(hidden_size=H, location_dim=8, dropout=0.1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine's spinning threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_batch(lengths: list[int], *, candidates: int = 1, tokens: int = 5, seed: int = 0) -> Batch:

@@ -25,13 +25,7 @@ from extract.videoqa.vocab import WordVocab
 DIM, OBJECTS = 16, 3  # tiny stand-ins for 2048-d features and 10 objects
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine's spinning threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_features(feat_dir: Path, dataset: str, lengths: dict[str, int], *, seed: int = 0,

@@ -111,7 +111,7 @@ def test_second_run_on_same_out_refuses(tmp_path):
 def test_missing_weights_stop_before_any_work(tmp_path, folder_videos):
     out = tmp_path / "out"
     with pytest.raises(Exception, match=r"resnet50-11ad3fa6\.pth.*--weights") as info:
-        run_pipeline(tiny_config("folder", out, videos=folder_videos, model={"weights": str(tmp_path / "no_weights")}))
+        run_pipeline(tiny_config("folder", out, videos=folder_videos, weights=str(tmp_path / "no_weights")))
     assert type(info.value).__name__ == "WeightsUnavailable"
     assert not (out / "shards").exists() and not (out / "manifest.jsonl").exists()
 
@@ -140,7 +140,7 @@ def test_sigkill_and_resume_completes_exactly_the_missing(tmp_path):
     config = tmp_path / "cfg.yaml"
     config.write_text(
         "stages: [appearance, motion]\nshard_videos: 1\nprefetch: 1\n"
-        "model: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n"
+        "preset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 4}\n"
     )
     args = ["--dataset", "folder", "--config", str(config), "--videos", str(videos)]
     killed = tmp_path / "killed"
@@ -189,3 +189,29 @@ def test_cli_refuses_second_concurrent_run(tmp_path, folder_videos):
         holder.unlock()
     assert proc.returncode == 2
     assert "in use by another extract run" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
+
+
+def test_run_json_and_shards_record_the_resolved_config(tmp_path, folder_videos, monkeypatch):
+    from typer.testing import CliRunner
+
+    from extract.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--dataset", "folder", "--videos", "videos", "--out", "out", "--preset", "tiny",
+                                      "--weights", "random", "--stages", "appearance", "--device", "auto", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    config = run["config"]
+    assert config["appearance"] == {"arch": "resnet50", "size": 96}
+    assert config["motion"] == {"arch": "i3d_r50", "size": 64}
+    assert (config["detector"]["arch"], config["detector"]["min_size"], config["detector"]["max_size"]) == (
+        "fasterrcnn_mobilenet_v3_large_320_fpn", 128, 192)
+    assert config["runtime"]["device"] in ("cpu", "cuda") and config["runtime"]["threads"] >= 1  # as used
+    assert config["out"] == str(tmp_path / "out") and config["videos"] == str(folder_videos)
+    assert {"torch", "torchvision", "h5py", "numpy", "vqa-extract"} <= set(run["versions"])
+    if (REPO / ".git").exists():  # a checkout (a worktree's .git is a file)
+        assert len(run["versions"]["git_commit"]) == 40 and run["versions"]["git_dirty"] in ("true", "false")
+    (shard,) = (tmp_path / "out" / "shards").glob("*.h5")
+    with h5py.File(shard, "r") as f:
+        assert json.loads(f.attrs["config"]) == config
+        assert json.loads(f.attrs["versions"]) == run["versions"]

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.ray
 GOOD = [f"v{i}" for i in range(6)]
 # 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short;
 # one step per part, so the two-step videos take the streamed path (the actor decodes them).
-SETTINGS = {"shard_videos": 2, "max_failures": 5, "model": {"batch_size": 4}, "decode": {"part_steps": 1}}
+SETTINGS = {"shard_videos": 2, "max_failures": 5, "runtime": {"batch_size": 4}, "decode": {"part_steps": 1}}
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +149,7 @@ def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local
     config = tmp_path / "run.yaml"
     config.write_text(
         "stages: [appearance, objects, motion]\nshard_videos: 1\nmax_failures: 5\n"
-        "model: {preset: tiny, weights: random, device: cpu, batch_size: 4}\n"
+        "preset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 4}\n"
     )
     driver = subprocess.Popen(
         [sys.executable, "-m", "extract", "run", "--dataset", "tgif", "--data-root", str(dataset), "--config",

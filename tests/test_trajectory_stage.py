@@ -63,8 +63,8 @@ def test_trajectory_index_opens_elsewhere_and_is_well_formed(traj_run, tmp_path,
 
 def test_trajectory_features_are_mean_roi_features_of_their_boxes(traj_run):
     config, out, videos = traj_run
-    extractor = build_extractor(config.model, ["appearance"])
-    size = config.model.architecture.appearance_size
+    extractor = build_extractor(config, ["appearance"])
+    size = config.appearance.size
     video = decode(videos / "long.gif")
     frames = torch.from_numpy(video.grid_frames(video.trajectory_steps)).permute(0, 3, 1, 2).float() / 255
     images = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -74,7 +74,7 @@ def test_trajectory_features_are_mean_roi_features_of_their_boxes(traj_run):
     for n in range(len(boxes)):
         pooled = []
         for j in np.flatnonzero(~np.isnan(boxes[n]).any(axis=1)):
-            batch = torch.cat([images[j : j + 1], images.new_zeros((config.model.batch_size - 1, 3, size, size))])
+            batch = torch.cat([images[j : j + 1], images.new_zeros((config.runtime.batch_size - 1, 3, size, size))])
             with torch.inference_mode():
                 _, c5 = extractor.appearance(batch)
             box = torch.from_numpy(boxes[n, j : j + 1]) * scale * (c5.shape[-1] / size)

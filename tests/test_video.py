@@ -210,7 +210,7 @@ from extract.video import decode
 decode(Path({str(videos / "a.gif")!r}))
 from conftest import tiny_config
 from extract.pipeline import run_pipeline
-config = tiny_config("folder", Path({str(tmp_path / "out")!r}), videos=Path({str(videos)!r}), model={{"model_workers": 2}})
+config = tiny_config("folder", Path({str(tmp_path / "out")!r}), videos=Path({str(videos)!r}), runtime={{"model_workers": 2}})
 print("done", run_pipeline(config, progress=False).done)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import demo, demo_mc, folder, msvd, nextqa, tgif
-from .base import SPLITS, AnnotationError, Question, VideoRecord
+from extract.names import DATASETS, QUESTION_SPLITS
+
+from .base import AnnotationError, Question, VideoRecord
 from .demo import generate_demo
 from .demo_mc import generate_demo_mc
 
 __all__ = ["DATASETS", "QUESTION_SPLITS", "AnnotationError", "Dataset", "Question", "VideoRecord",
            "generate_demo", "generate_demo_mc", "load_dataset"]
 
-DATASETS = ("tgif", "msvd", "msrvtt", "nextqa", "folder", "demo", "demo-mc")
-QUESTION_SPLITS = (*SPLITS, "total")  # "total": a TGIF-QA task shipped only as a Total_ file
 
 
 @dataclass

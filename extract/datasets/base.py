@@ -6,8 +6,6 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-SPLITS = ("train", "val", "test")
-
 
 class AnnotationError(ValueError):
     """An annotation file or row is unusable (bad columns, a path escaping the data root...)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import AnnotationError, VideoRecord
 
-VIDEO_EXTENSIONS = (".gif", ".mp4", ".avi", ".webm", ".mkv", ".mov")
+from extract.names import VIDEO_EXTENSIONS
 
 
 def load(directory: Path) -> list[VideoRecord]:

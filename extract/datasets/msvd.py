@@ -20,7 +20,9 @@ import json
 import re
 from pathlib import Path
 
-from .base import SPLITS, AnnotationError, Question, VideoRecord, check_key, resolve_inside
+from extract.names import SPLITS
+
+from .base import AnnotationError, Question, VideoRecord, check_key, resolve_inside
 
 QUESTION_WORDS = ("what", "who", "how", "when", "where")
 YOUTUBE_MAPPING = "youtube_mapping.txt"

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .base import SPLITS, AnnotationError, Question, VideoRecord, check_key, read_table, resolve_inside
+from extract.names import SPLITS
+
+from .base import AnnotationError, Question, VideoRecord, check_key, read_table, resolve_inside
 
 TYPES = ("CW", "CH", "TN", "TP", "TC", "DC", "DL", "DO")
 CHOICES = ("a0", "a1", "a2", "a3", "a4")

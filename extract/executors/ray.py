@@ -149,7 +149,7 @@ def _build(config: RunConfig, todo: Sequence[VideoRecord], weights: dict):
 
 def _gpu_actors(config: RunConfig) -> int:
     """How many GPU actors to start: ``config.num_gpus``, or every GPU in the cluster; 0 = CPU."""
-    if config.model.device == "cpu":
+    if config.runtime.device == "cpu":
         return 0
     available = int(ray.cluster_resources().get("GPU", 0))
     wanted = available if config.num_gpus is None else config.num_gpus
@@ -231,13 +231,13 @@ class _ExtractorActor:
         # module too, and need none of it.
         from extract.features import build_extractor, configure_threads
 
-        model = config.model.model_copy(update={"device": device})
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"device": device})})
         # The thread count changes CPU results (the order of float reductions), so a CPU actor
         # takes the local executor's: bit-identical features on the same machine. A GPU actor
         # keeps Ray's default, one thread per reserved CPU, unless threads are set.
-        if model.threads or device == "cpu":
-            configure_threads(model)
-        self.extractor = build_extractor(model, config.stages, _local_weights(config, weights), config.linking)
+        if config.runtime.threads or device == "cpu":
+            configure_threads(config)
+        self.extractor = build_extractor(config, config.stages, _local_weights(config, weights), config.linking)
         self.sampling, self.decode = config.sampling, config.decode
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -263,9 +263,9 @@ def _local_weights(config: RunConfig, weights: dict) -> dict:
     from extract.features import required_weights
     from extract.models.weights import resolve_weights
 
-    specs = required_weights(config.model, config.stages)
+    specs = required_weights(config, config.stages)
     return {
-        role: path if path is None or Path(path).is_file() else resolve_weights(specs[role], config.model.weights)
+        role: path if path is None or Path(path).is_file() else resolve_weights(specs[role], config.weights)
         for role, path in weights.items()
     }
 

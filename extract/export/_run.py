@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from extract.store import RUN_FILE, TMP_SUFFIX, OutputDir, shard_path
+from extract.store import RUN_FILE, OutputDir, shard_path
 
 
 def run_config(out: Path) -> dict:
@@ -48,10 +47,3 @@ def read_arrays(out: OutputDir, records: dict[str, dict], keys: Sequence[str],
                 for k in by_shard[shard]:
                     pending[k] = {n: f[shard_path(n, k)][()] for n in names if shard_path(n, k) in f}
         yield key, pending.pop(key)
-
-
-def atomic_h5(path: Path):
-    """``(tmp, commit)``: write the HDF5 file at ``tmp``, then ``commit()`` renames it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    return tmp, lambda: os.replace(tmp, path)

@@ -33,13 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.export._run import atomic_h5, done_with, read_arrays, run_config
+from extract.atomic import atomic_path
+from extract.export._run import done_with, read_arrays, run_config
+from extract.names import NEXTQA_FORMAT
 from extract.sampling import slot_steps
 from extract.store import TRAJECTORIES, OutputDir
 
 __all__ = ["NEXTQA_FORMAT", "SLOTS", "ExportReport", "export_nextqa", "video_splits"]
 
-NEXTQA_FORMAT = ("nextqa", "demo-mc")  # datasets whose annotations are NExT-QA's split CSVs
+
 SLOTS = 16  # clip slots per video in NExT-QA's feature files
 SLOT_RULE = "slot i = step floor((i+0.5)*T/16) if T >= 16 else floor(i*T/16)"
 _TRAJ = ("features", "span", "labels", "label_names", "scores")
@@ -116,8 +118,7 @@ def export_nextqa(out: Path, dest: Path | None = None, *, data_root: Path | None
 def _write_app_mot(out: OutputDir, done: dict, keys: list[str], path: Path, attrs: dict) -> Path:
     import h5py
 
-    tmp, commit = atomic_h5(path)
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         f.create_dataset("ids", data=keys, dtype=h5py.string_dtype("utf-8"))
         feat = None
@@ -128,7 +129,6 @@ def _write_app_mot(out: OutputDir, done: dict, keys: list[str], path: Path, attr
                 f.attrs.update({"appearance_dim": app.shape[1], "motion_dim": mot.shape[1]})
             slots = slot_steps(len(app), SLOTS)
             feat[n] = np.concatenate([app[slots], mot[slots]], axis=1)  # [16, D_a + D_m]
-    commit()
     return path
 
 
@@ -139,8 +139,7 @@ def _write_traj(out: OutputDir, done: dict, keys: list[str], path: Path, attrs: 
     counts = [len(a[f"{TRAJECTORIES}/labels"]) for _, a in read_arrays(out, done, keys, [f"{TRAJECTORIES}/labels"])]
     n, n_max = len(keys), max(1, *counts)
     text = h5py.string_dtype("utf-8")
-    tmp, commit = atomic_h5(path)
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         f.create_dataset("ids", data=keys, dtype=text)
         f.create_dataset("mask", data=np.arange(n_max)[None, :] < np.array(counts)[:, None])  # [N, N_max]
@@ -160,5 +159,4 @@ def _write_traj(out: OutputDir, done: dict, keys: list[str], path: Path, attrs: 
             if "label_names" in arrays:
                 names[v, :count] = [x.decode() if isinstance(x, bytes) else str(x) for x in arrays["label_names"]]
         f.create_dataset("label_names", data=names, dtype=text)
-    commit()
     return path

@@ -10,12 +10,13 @@ downloaded: the file must be on disk.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from extract.atomic import atomic_path
 
 __all__ = ["WordVectors", "load_glove", "random_word_vectors"]
 
@@ -104,10 +105,8 @@ def load_glove(glove: Path, words: Sequence[str], *, cache_dir: Path) -> WordVec
     _fill_missing(matrix, missing, cache.name)
     cache.parent.mkdir(parents=True, exist_ok=True)
     for path, array in ((found_mask_cache, have), (cache, matrix)):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
-        os.replace(tmp, path)
     return WordVectors(matrix, f"glove:{glove}", int(have.sum()))
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from extract.atomic import atomic_write
+from extract.names import NEXTQA_FORMAT, TGIF_FORMAT
 
 __all__ = [
     "NEXTQA_GROUPS",
@@ -37,8 +39,6 @@ __all__ = [
 NEXTQA_GROUPS = ("CW", "CH", "TN", "TC", "DC", "DL", "DO")  # NExT-QA question types as reported (TP -> TN)
 TGIF_TASK_NAMES = {"count": "Count", "action": "Action", "transition": "Trans", "frameqa": "FrameQA"}
 QUESTION_WORDS = ("what", "who", "how", "when", "where")  # MSVD-QA / MSRVTT-QA question types
-_TGIF_FORMAT = ("tgif", "demo", "folder")
-_NEXTQA_FORMAT = ("nextqa", "demo-mc")  # the synthetic demo-mc dataset is in NExT-QA's format
 
 
 def _percent(correct: int, total: int) -> float | None:
@@ -72,12 +72,12 @@ def nextqa_accuracy(pairs: Iterable[tuple[str, bool]]) -> dict[str, float | None
 def summarize(records: Iterable[Mapping], dataset: str) -> dict[str, float | None]:
     """Benchmark metrics of prediction records (dicts with ``task``, ``prediction``, ``answer``)."""
     records = list(records)
-    if dataset in _NEXTQA_FORMAT:
+    if dataset in NEXTQA_FORMAT:
         return nextqa_accuracy((str(r["task"]), r["prediction"] == r["answer"]) for r in records)
     by_task: dict[str, list[Mapping]] = {}
     for r in records:
         by_task.setdefault(str(r["task"]).lower(), []).append(r)
-    if dataset in _TGIF_FORMAT:
+    if dataset in TGIF_FORMAT:
         unknown = sorted(set(by_task) - set(TGIF_TASK_NAMES))
         if unknown:
             raise ValueError(f"unknown TGIF-QA tasks {unknown}; expected {sorted(TGIF_TASK_NAMES)}")
@@ -118,12 +118,7 @@ def write_predictions(records: Iterable[Mapping], path: Path) -> Path:
         if key in out:
             raise ValueError(f"two questions share the prediction key {key!r} (video {r['video']!r}, qid {r['qid']!r})")
         out[key] = {"prediction": r["prediction"], "answer": r["answer"], "task": r["task"]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(out, indent=1, sort_keys=True))
 
 
 def read_predictions(path: Path) -> dict[str, dict]:

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from extract.datasets.base import Question
+from extract.names import NEXTQA_FORMAT, TGIF_FORMAT, TGIF_TASKS
 from extract.videoqa.data import FeatureReader, Head
 
 __all__ = [
-    "TGIF_FORMAT",
-    "TGIF_TASKS",
-    "NEXTQA_FORMAT",
+    "TGIF_HEADS",
     "head_for",
     "select_questions",
     "with_features",
@@ -22,9 +21,8 @@ __all__ = [
     "load_splits",
 ]
 
-TGIF_FORMAT = ("tgif", "demo", "folder")  # datasets whose questions follow TGIF-QA's four tasks
-TGIF_TASKS: dict[str, Head] = {"count": "count", "action": "choice", "transition": "choice", "frameqa": "open"}
-NEXTQA_FORMAT = ("nextqa", "demo-mc")  # NExT-QA's csv layout: five candidates, question types CW..DO
+# The answer head of each TGIF-QA task (its names: extract.names.TGIF_TASKS).
+TGIF_HEADS: dict[str, Head] = {"count": "count", "action": "choice", "transition": "choice", "frameqa": "open"}
 
 
 def head_for(dataset: str, task: str | None) -> Head:
@@ -33,8 +31,8 @@ def head_for(dataset: str, task: str | None) -> Head:
     if dataset in TGIF_FORMAT:
         if task not in TGIF_TASKS:
             raise ValueError(f"dataset {dataset!r} trains one task at a time: pass task as one of "
-                             f"{sorted(TGIF_TASKS)}, got {task!r}")
-        return TGIF_TASKS[task]
+                             f"{list(TGIF_TASKS)}, got {task!r}")
+        return TGIF_HEADS[task]
     if task is not None:
         raise ValueError(f"dataset {dataset!r} trains on all its questions; task must be None, got {task!r}")
     if dataset in ("msvd", "msrvtt"):

@@ -37,7 +37,10 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from extract.atomic import atomic_path, atomic_write
 from extract.datasets.base import Question
+from extract.names import DATASETS, PROGRESS_MODES, TGIF_TASKS
+from extract.progress import Reporter
 from extract.videoqa.augment import AugmentConfig, Augmenter
 from extract.videoqa.data import Batch, Head, build_examples, carve_validation, feature_statistics
 from extract.videoqa.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
@@ -46,7 +49,6 @@ from extract.videoqa.inputs import make_source_loader, open_bert, open_reader
 from extract.videoqa.losses import decide, head_loss
 from extract.videoqa.metrics import format_table, selection_metric, summarize, write_predictions
 from extract.videoqa.plot import plot_history
-from extract.videoqa.progress import Reporter
 from extract.videoqa.registry import get_model_spec
 from extract.videoqa.tasks import (
     default_answer_top_k,
@@ -76,9 +78,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["tgif", "demo", "folder", "msvd", "msrvtt", "nextqa", "demo-mc"]  # picks index files, head
-    #                                                                     and metrics (demo-mc: NExT-QA's format)
-    task: Literal["count", "action", "transition", "frameqa"] | None = None  # TGIF-format task; None for the others
+    dataset: Literal[DATASETS]  # picks index files, head and metrics (demo-mc: NExT-QA's format)
+    task: Literal[TGIF_TASKS] | None = None  # TGIF-format task; None for the others
     feat_dir: Path  # masn-source models: the four index files (OUT/masn of `extract run`); nextqa-source
     #                 models (hga, trajectory_hg): the directory `extract export nextqa` wrote
     out_dir: Path  # where checkpoint.pt, metrics.jsonl, metrics.png, predictions_*.json and run.json go
@@ -105,7 +106,7 @@ class TrainConfig(BaseModel):
     seed: int = 0  # seeds initialisation, shuffling and random word vectors
     num_workers: int = Field(2, ge=0)  # DataLoader worker processes; 0 reads features in the main process
     device: str = "auto"  # "auto": CUDA when available, else CPU; or a torch device string ("cuda:1")
-    progress: Literal["auto", "bar", "log", "none"] = "auto"  # auto: rich bar on a terminal, log lines otherwise
+    progress: Literal[PROGRESS_MODES] = "auto"  # auto: rich bar on a terminal, log lines otherwise
     overwrite: bool = False  # replace the outputs of an earlier run in out_dir instead of refusing
     arch: str = "masn"  # registered model name (extract.videoqa.registry.list_models())
     model: Any = Field(default_factory=dict)  # the model's own config (its
@@ -189,15 +190,12 @@ def _checkpoint(model: torch.nn.Module, config: TrainConfig, model_args: dict, w
 
 
 def _save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, default=str))
 
 
 def _train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
