@@ -166,7 +166,7 @@ class OutputDir:
         return records, problems
 
     def append_manifest(self, records: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        lines = "".join(_record_line(r) for r in records)
         if not lines:
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -199,6 +199,17 @@ class OutputDir:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+def _record_line(record: dict) -> str:
+    """``record`` as one JSON line; a path that is not UTF-8 (surrogate escapes) is written as
+    ``\\udcXX`` escapes, so the line stays UTF-8 and reads back as the same string."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
 
 
 def _parse_record(raw: bytes) -> tuple[dict | None, str]:

@@ -224,6 +224,12 @@ def _decord():
 
 
 def _check_file(path: Path) -> None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        # decord passes the name on as UTF-8 and cannot take the file's own bytes.
+        raise DecodeError(path, f"file name is not valid UTF-8 ({os.fsencode(path.name)!r}): "
+                                "rename the file to UTF-8 (e.g. convmv -f latin1 -t utf8)") from None
     if not path.exists():
         raise DecodeError(path, "file not found")
     if not path.is_file():
