@@ -50,6 +50,7 @@ def run(
     batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
     max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)"),
     part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)"),
+    max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)"),
     limit: Optional[int] = typer.Option(None, help="only the first N videos"),
     max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -69,7 +70,7 @@ def run(
         "address": address, "num_gpus": num_gpus, "decode_workers": decode_workers, "limit": limit,
         "max_failures": max_failures,
         "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size},
-        "decode": {"max_side": max_side, "part_steps": part_steps},
+        "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
     }
     try:
         cfg = load_config(dataset, config_path=config, overrides=overrides)

@@ -32,10 +32,15 @@ class DecodeConfig:
 
     max_side: int = 1024  # frames with a longer side above this are downscaled at decode (aspect kept); 0 = never
     part_steps: int = 32  # appearance steps decoded and extracted at a time: longer videos stream in parts
+    # Frames (a GIF's logical canvas) of more pixels are refused before decoding: the decoder
+    # holds a frame at full size before max_side applies (12000x12000: a 4 GB peak). 40 MP lets
+    # 8K UHD (33 MP) through; 0 = no limit.
+    max_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
-        if self.max_side < 0 or self.part_steps < 1:
-            raise ValueError(f"max_side must be >= 0 and part_steps >= 1, got {self.max_side} and {self.part_steps}")
+        if self.max_side < 0 or self.part_steps < 1 or self.max_pixels < 0:
+            raise ValueError(f"max_side and max_pixels must be >= 0 and part_steps >= 1, got {self.max_side}, "
+                             f"{self.max_pixels} and {self.part_steps}")
 
 
 class DecodeError(RuntimeError):
@@ -262,6 +267,33 @@ def _check_gif(path: Path) -> None:
         raise DecodeError(path, f"truncated GIF: {e}") from None
 
 
+def _check_frame_size(path: Path, max_pixels: int) -> None:
+    """Refuse a frame size over ``max_pixels``, read from the header without decoding."""
+    size = _header_frame_size(path)
+    if max_pixels and size and size[0] * size[1] > max_pixels:
+        what = "GIF canvas" if path.suffix.lower() == ".gif" else "frame size"
+        raise DecodeError(path, f"{what} {size[0]}x{size[1]} is over the decode budget of {max_pixels} pixels "
+                                "(DecodeConfig.max_pixels; decoding it would take GBs of memory)")
+
+
+def _header_frame_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) from the file's header: a GIF's logical screen, else the video stream's codec
+    parameters (PyAV opens the container and decodes nothing); None when not readable (the
+    decoder then reports why)."""
+    if path.suffix.lower() == ".gif":
+        with open(path, "rb") as f:
+            screen = f.read(10)[6:]
+        return (int.from_bytes(screen[:2], "little"), int.from_bytes(screen[2:], "little")) if len(screen) == 4 else None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return stream.codec_context.width, stream.codec_context.height
+    except (av.FFmpegError, IndexError, UnicodeError):
+        return None
+
+
 def _fix_row_padding(frame: np.ndarray) -> np.ndarray:
     # decord2 returns narrow GIF frames (width < ~64 px) with the decoder's padded row stride
     # folded into the channel axis; the first 3 * W bytes of every row are the RGB pixels.
@@ -353,6 +385,7 @@ def open_video(path: Path | str, sampling: SamplingConfig = SamplingConfig(),
 
     path = Path(path)
     _check_file(path)
+    _check_frame_size(path, config.max_pixels)
     reader = _open(path)
     pts, duration = _timestamps(path, reader)
     try:
