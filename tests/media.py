@@ -131,3 +131,23 @@ def segfault_on_poison(record, sampling, config):
     if record.path.stem == "poison":
         os.kill(os.getpid(), signal.SIGSEGV)
     return decode_in_child(record, sampling, config)
+
+
+def gif_frame_data(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each frame's first LZW data sub-block in the GIF ``data``."""
+    pos = 13
+    flags = data[10]
+    if flags & 0x80:
+        pos += 3 << ((flags & 7) + 1)
+    frames = []
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        else:  # 0x2C image descriptor: 9 bytes, a local color table, the LZW code size
+            flags = data[pos + 9]
+            pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0) + 1
+            frames.append((pos + 1, data[pos]))
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    return frames
