@@ -22,6 +22,7 @@ import numpy as np
 from extract.sampling import SamplingConfig, appearance_steps, grid_frame_indices, motion_windows, trajectory_steps
 
 GIF_TRAILER = b"\x3b"
+_LEADING_PACKETS = 64  # packets after the first keyframe searched for leading B-frames (x264 allows 16)
 # decord prefixes its messages with a time and a source location: "[23:13:17] /src/x.cc:285: "
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?")
 
@@ -353,6 +354,10 @@ def _timestamps(path: Path, reader) -> tuple[np.ndarray, float]:
     if not np.isfinite(ts).all():
         raise DecodeError(path, "frame timestamps are not finite")
     pts = ts[:, 0]
+    dropped = _leading_dropped(path) if path.suffix.lower() != ".gif" else 0
+    if 0 < dropped < len(pts):
+        # Listed, never returned: the frames returned are those of the later timestamps.
+        pts = pts[dropped:]
     last_start, last_end = ts[-1]
     if last_end > last_start:
         duration = float(last_end)
@@ -363,6 +368,36 @@ def _timestamps(path: Path, reader) -> tuple[np.ndarray, float]:
         fallback = float(np.median(intervals)) if len(intervals) else 1.0 / max(reader.get_avg_fps(), 1e-6)
         duration = float(last_start) + fallback
     return pts, duration
+
+
+def _leading_dropped(path: Path) -> int:
+    """How many frames decord lists a timestamp for but never returns: the leading B-frames of
+    a file cut at an open-GOP keyframe (they display before it and reference the GOP cut away,
+    so the decoder drops them; decord's next() returns the later frames, then stale ones).
+
+    They are the packets after the first keyframe, in decode order, with an earlier pts;
+    read from the container (PyAV demuxes packets, decodes nothing) up to the next keyframe.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            first, dropped = None, 0
+            for n, packet in enumerate(container.demux(stream)):
+                if packet.pts is None:
+                    continue
+                if first is None:
+                    if not packet.is_keyframe:
+                        return 0
+                    first = packet.pts
+                elif packet.is_keyframe or n > _LEADING_PACKETS:
+                    break
+                else:
+                    dropped += packet.pts < first
+            return dropped
+    except (av.FFmpegError, IndexError, UnicodeError):
+        return 0
 
 
 def _first_line(e: BaseException) -> str:
