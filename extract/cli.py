@@ -61,6 +61,7 @@ def run(
 
     from extract.config import load_config
     from extract.datasets.base import AnnotationError
+    from extract.lifetime import Terminated, raise_on_sigterm
     from extract.models.weights import WeightsUnavailable
     from extract.pipeline import StorageError, run_pipeline
     from extract.store import OutputLocked
@@ -72,9 +73,13 @@ def run(
         "model": {"preset": preset, "weights": weights, "device": device, "batch_size": batch_size},
         "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
     }
+    raise_on_sigterm()  # a scheduler's SIGTERM stops the run as Ctrl-C does
     try:
         cfg = load_config(dataset, config_path=config, overrides=overrides)
         summary = run_pipeline(cfg)
+    except KeyboardInterrupt as e:
+        # Committed shards are kept and a half-written one is removed: the rerun resumes.
+        _fail("interrupted: rerun the same command to resume", code=143 if isinstance(e, Terminated) else 130)
     except ValidationError as e:
         _fail(f"invalid configuration:\n{e}")
     except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:
