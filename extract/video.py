@@ -11,7 +11,6 @@ file's own pixels (``DecodedVideo.scale``).
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.probe import DecodeError, check_file, leading_dropped
 from extract.sampling import SamplingConfig, appearance_steps, grid_frame_indices, motion_windows, trajectory_steps
 
-GIF_TRAILER = b"\x3b"
-_LEADING_PACKETS = 64  # packets after the first keyframe searched for leading B-frames (x264 allows 16)
 # decord prefixes its messages with a time and a source location: "[23:13:17] /src/x.cc:285: "
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?")
 
@@ -42,15 +40,6 @@ class DecodeConfig:
         if self.max_side < 0 or self.part_steps < 1 or self.max_pixels < 0:
             raise ValueError(f"max_side and max_pixels must be >= 0 and part_steps >= 1, got {self.max_side}, "
                              f"{self.max_pixels} and {self.part_steps}")
-
-
-class DecodeError(RuntimeError):
-    """A video that cannot be used; ``reason`` goes into the manifest."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -229,78 +218,6 @@ def _decord():
     return decord
 
 
-def _check_file(path: Path, max_pixels: int) -> None:
-    """Refuse what cannot be decoded whole and right, before the decoder sees it."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        # decord passes the name on as UTF-8 and cannot take the file's own bytes.
-        raise DecodeError(path, f"file name is not valid UTF-8 ({os.fsencode(path.name)!r}): "
-                                "rename the file to UTF-8 (e.g. convmv -f latin1 -t utf8)") from None
-    if not path.exists():
-        raise DecodeError(path, "file not found")
-    if not path.is_file():
-        raise DecodeError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise DecodeError(path, "empty file (0 bytes)")
-    is_gif = path.suffix.lower() == ".gif"
-    if is_gif:
-        with open(path, "rb") as f:
-            head = f.read(6)
-        if head not in (b"GIF87a", b"GIF89a"):
-            raise DecodeError(path, f"not a GIF file (header {head!r})")
-    _check_frame_size(path, max_pixels)  # before any decoding: the GIF walk below decodes too
-    if is_gif:
-        _check_gif_frames(path)
-
-
-def _check_gif_frames(path: Path) -> None:
-    # decord decodes a cut GIF up to the break and a garbled frame as garbage, without an error
-    # (ffmpeg only logs "LZW decode failed"), and a cut GIF can end in a 0x3B that looks like
-    # its trailer: Pillow decodes every frame and raises on both (9-26 ms per TGIF GIF).
-    from PIL import Image
-
-    frame = 0
-    try:
-        with Image.open(path) as im:
-            for frame in range(getattr(im, "n_frames", 1)):
-                im.seek(frame)
-                im.load()
-    except (OSError, EOFError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            trailer = f.read(1) == GIF_TRAILER
-        kind = "truncated GIF" if "truncated" in str(e) or not trailer else "corrupt GIF"
-        raise DecodeError(path, f"{kind}: frame {frame} cannot be decoded ({e})") from None
-
-
-def _check_frame_size(path: Path, max_pixels: int) -> None:
-    """Refuse a frame size over ``max_pixels``, read from the header without decoding."""
-    size = _header_frame_size(path)
-    if max_pixels and size and size[0] * size[1] > max_pixels:
-        what = "GIF canvas" if path.suffix.lower() == ".gif" else "frame size"
-        raise DecodeError(path, f"{what} {size[0]}x{size[1]} is over the decode budget of {max_pixels} pixels "
-                                "(DecodeConfig.max_pixels; decoding it would take GBs of memory)")
-
-
-def _header_frame_size(path: Path) -> tuple[int, int] | None:
-    """(W, H) from the file's header: a GIF's logical screen, else the video stream's codec
-    parameters (PyAV opens the container and decodes nothing); None when not readable (the
-    decoder then reports why)."""
-    if path.suffix.lower() == ".gif":
-        with open(path, "rb") as f:
-            screen = f.read(10)[6:]
-        return (int.from_bytes(screen[:2], "little"), int.from_bytes(screen[2:], "little")) if len(screen) == 4 else None
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            return stream.codec_context.width, stream.codec_context.height
-    except (av.FFmpegError, IndexError, UnicodeError):
-        return None
-
-
 def _fix_row_padding(frame: np.ndarray) -> np.ndarray:
     # decord2 returns narrow GIF frames (width < ~64 px) with the decoder's padded row stride
     # folded into the channel axis; the first 3 * W bytes of every row are the RGB pixels.
@@ -320,7 +237,7 @@ def read_timestamps(path: Path | str) -> tuple[np.ndarray, float]:
         DecodeError for missing, empty, unreadable or frameless files.
     """
     path = Path(path)
-    _check_file(path, DecodeConfig().max_pixels)
+    check_file(path, DecodeConfig().max_pixels)
     return _timestamps(path, _open(path))
 
 
@@ -354,7 +271,7 @@ def _timestamps(path: Path, reader) -> tuple[np.ndarray, float]:
     if not np.isfinite(ts).all():
         raise DecodeError(path, "frame timestamps are not finite")
     pts = ts[:, 0]
-    dropped = _leading_dropped(path) if path.suffix.lower() != ".gif" else 0
+    dropped = leading_dropped(path) if path.suffix.lower() != ".gif" else 0
     if 0 < dropped < len(pts):
         # Listed, never returned: the frames returned are those of the later timestamps.
         pts = pts[dropped:]
@@ -368,36 +285,6 @@ def _timestamps(path: Path, reader) -> tuple[np.ndarray, float]:
         fallback = float(np.median(intervals)) if len(intervals) else 1.0 / max(reader.get_avg_fps(), 1e-6)
         duration = float(last_start) + fallback
     return pts, duration
-
-
-def _leading_dropped(path: Path) -> int:
-    """How many frames decord lists a timestamp for but never returns: the leading B-frames of
-    a file cut at an open-GOP keyframe (they display before it and reference the GOP cut away,
-    so the decoder drops them; decord's next() returns the later frames, then stale ones).
-
-    They are the packets after the first keyframe, in decode order, with an earlier pts;
-    read from the container (PyAV demuxes packets, decodes nothing) up to the next keyframe.
-    """
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            first, dropped = None, 0
-            for n, packet in enumerate(container.demux(stream)):
-                if packet.pts is None:
-                    continue
-                if first is None:
-                    if not packet.is_keyframe:
-                        return 0
-                    first = packet.pts
-                elif packet.is_keyframe or n > _LEADING_PACKETS:
-                    break
-                else:
-                    dropped += packet.pts < first
-            return dropped
-    except (av.FFmpegError, IndexError, UnicodeError):
-        return 0
 
 
 def _first_line(e: BaseException) -> str:
@@ -425,7 +312,7 @@ def open_video(path: Path | str, sampling: SamplingConfig = SamplingConfig(),
     decord = _decord()
 
     path = Path(path)
-    _check_file(path, config.max_pixels)
+    check_file(path, config.max_pixels)
     reader = _open(path)
     pts, duration = _timestamps(path, reader)
     try:

@@ -2,7 +2,7 @@
 
 Every file below the directory whose extension is one of ``VIDEO_EXTENSIONS`` (any case) is a
 video; its key is the file stem (DESIGN.md section 2), with the bytes of a name that is not
-valid UTF-8 escaped (``caf\\xe9``: such a video then fails alone, see ``video._check_file``).
+valid UTF-8 escaped (``caf\\xe9``: such a video then fails alone, see ``probe.check_file``).
 Two files with one key are an error,
 reported before any work. Hidden files and directories (``.name``) are skipped. Directory
 symlinks are followed, each real directory once, so a symlink loop cannot hang the walk.
