@@ -51,6 +51,7 @@ def run(
     batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
     max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)"),
     part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)"),
+    max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)"),
     limit: Optional[int] = typer.Option(None, help="only the first N videos"),
     max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -59,6 +60,7 @@ def run(
     _setup_logging(verbose)
     from extract.config import ConfigError, load_config
     from extract.datasets.base import AnnotationError
+    from extract.lifetime import Terminated, raise_on_sigterm
     from extract.models.weights import WeightsUnavailable
     from extract.pipeline import StorageError, run_pipeline
     from extract.store import OutputLocked
@@ -68,11 +70,15 @@ def run(
         "address": address, "num_gpus": num_gpus, "decode_workers": decode_workers, "limit": limit,
         "max_failures": max_failures, "preset": preset, "weights": weights,
         "runtime": {"device": device, "batch_size": batch_size},
-        "decode": {"max_side": max_side, "part_steps": part_steps},
+        "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
     }
+    raise_on_sigterm()  # a scheduler's SIGTERM stops the run as Ctrl-C does
     try:
         cfg = load_config(dataset, config_path=config, overrides=overrides)
         summary = run_pipeline(cfg)
+    except KeyboardInterrupt as e:
+        # Committed shards are kept and a half-written one is removed: the rerun resumes.
+        _fail("interrupted: rerun the same command to resume", code=143 if isinstance(e, Terminated) else 130)
     except ConfigError as e:
         _fail(str(e))
     except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:

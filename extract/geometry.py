@@ -146,3 +146,22 @@ def pad_rows(x: Tensor, rows: int) -> Tensor:
     if x.shape[0] > rows:
         raise ValueError(f"cannot pad {x.shape[0]} rows down to {rows}")
     return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))], dim=0)
+
+
+def pad_to_aspect(image: Tensor, max_size: int) -> Tensor:
+    """``image`` zero-padded (right or bottom) so that a resize capping its longer side at
+    ``max_size`` keeps at least 2 px on its shorter side (torchvision's detector resize rounds
+    down, and a 2x3000 frame would become 0 px wide). Boxes on the result are boxes on
+    ``image`` where they lie inside it: clip them to its size. Other images are returned as is.
+
+    Args:
+        image (Tensor[C, H, W]).
+    Returns:
+        Tensor[C, H', W'] with H' >= H, W' >= W.
+    """
+    height, width = image.shape[-2:]
+    need = -(-2 * max(height, width) // max_size)  # ceil: the shorter side that resizes to >= 2 px
+    if min(height, width) >= need:
+        return image
+    pad_w, pad_h = (need - width, 0) if width < height else (0, need - height)
+    return torch.nn.functional.pad(image, (0, pad_w, 0, pad_h))

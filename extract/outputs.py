@@ -62,17 +62,16 @@ def inspect_output(root: Path) -> list[str]:
 def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     """Problems found in ``root``; an empty list means the output is sound.
 
-    Checks: every done record's shard exists (and, with ``checksums``, still has the sha256
-    recorded at commit); its arrays exist, agree on T and are finite; failed videos are absent
-    from the MASN index; every index link resolves.
+    Checks: every manifest line is a record; every done record's shard exists (and, with
+    ``checksums``, still has the sha256 recorded at commit); its arrays exist, agree on T and
+    are finite; failed videos are absent from the MASN index; every index link resolves.
     """
     import h5py
 
     out = OutputDir(root)
-    problems: list[str] = []
     if not out.manifest_path.exists():
         return [f"{out.manifest_path}: no manifest"]
-    manifest = out.read_manifest()
+    manifest, problems = out.read_manifest_checked()
     by_shard = defaultdict(list)
     for key, r in manifest.items():
         if r["status"] == DONE:

@@ -114,6 +114,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         weights_desc = describe_weights(config, weights)
         if any(path is None for path in weights.values()):
             log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
+        for problem in out.read_manifest_checked()[1]:
+            log.warning("%s (its video, if any, is extracted again)", problem)
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))

@@ -131,21 +131,34 @@ class OutputDir:
             self._lock_fd = None
 
     def read_manifest(self) -> dict[str, dict]:
-        """Latest record per key. A torn last line (a crash mid-append) is ignored."""
+        """Latest record per key; lines that are not records are skipped (``read_manifest_checked``)."""
+        return self.read_manifest_checked()[0]
+
+    def read_manifest_checked(self) -> tuple[dict[str, dict], list[str]]:
+        """Latest record per key, and one message (with its line number) per line skipped.
+
+        A line is skipped when it is not UTF-8, not JSON, or not a record (a JSON object with a
+        string ``key``, a ``status`` of done or failed, and a ``shard`` when done). Skipping is
+        safe: a video without a record is extracted again. A torn record (a run killed
+        mid-append: a cut ``{"key": ...`` line) is expected after a crash and not reported.
+        """
         records: dict[str, dict] = {}
+        problems: list[str] = []
         if not self.manifest_path.exists():
-            return records
-        with open(self.manifest_path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            return records, problems
+        lines = self.manifest_path.read_bytes().split(b"\n")
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            record, problem = _parse_record(raw)
+            if record is not None:
                 records[record["key"]] = record
-        return records
+            elif problem:
+                problems.append(f"{self.manifest_path}: line {number}: {problem}; skipped")
+        return records, problems
 
     def append_manifest(self, records: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        lines = "".join(_record_line(r) for r in records)
         if not lines:
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -178,6 +191,41 @@ class OutputDir:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+def _record_line(record: dict) -> str:
+    """``record`` as one JSON line; a path that is not UTF-8 (surrogate escapes) is written as
+    ``\\udcXX`` escapes, so the line stays UTF-8 and reads back as the same string."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
+
+
+def _parse_record(raw: bytes) -> tuple[dict | None, str]:
+    """A manifest line as a record, or (None, why it is not one; "" for a torn record)."""
+    torn = raw.startswith(b'{"key": ')  # what append_manifest writes, cut short by a kill
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if torn and e.reason == "unexpected end of data":
+            return None, ""
+        return None, f"not UTF-8 ({e.reason} at byte {e.start})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, "" if torn else f"not JSON ({e.msg})"
+    if not isinstance(record, dict):
+        return None, f"not a record (a JSON {type(record).__name__}, not an object)"
+    if not isinstance(record.get("key"), str) or not record["key"]:
+        return None, "not a record (no string key)"
+    if record.get("status") not in (DONE, FAILED):
+        return None, f"not a record (status {record.get('status')!r}, not {DONE!r} or {FAILED!r})"
+    if record["status"] == DONE and not isinstance(record.get("shard"), str):
+        return None, "not a record (done without a shard)"
+    return record, ""
 
 
 class ShardSink:

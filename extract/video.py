@@ -11,7 +11,6 @@ file's own pixels (``DecodedVideo.scale``).
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.probe import DecodeError, check_file, leading_dropped
 from extract.sampling import SamplingConfig, appearance_steps, grid_frame_indices, motion_windows, trajectory_steps
 
-GIF_TRAILER = b"\x3b"
 # decord prefixes its messages with a time and a source location: "[23:13:17] /src/x.cc:285: "
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?")
 
@@ -32,19 +31,15 @@ class DecodeConfig:
 
     max_side: int = 1024  # frames with a longer side above this are downscaled at decode (aspect kept); 0 = never
     part_steps: int = 32  # appearance steps decoded and extracted at a time: longer videos stream in parts
+    # Frames (a GIF's logical canvas) of more pixels are refused before decoding: the decoder
+    # holds a frame at full size before max_side applies (12000x12000: a 4 GB peak). 40 MP lets
+    # 8K UHD (33 MP) through; 0 = no limit.
+    max_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
-        if self.max_side < 0 or self.part_steps < 1:
-            raise ValueError(f"max_side must be >= 0 and part_steps >= 1, got {self.max_side} and {self.part_steps}")
-
-
-class DecodeError(RuntimeError):
-    """A video that cannot be used; ``reason`` goes into the manifest."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
+        if self.max_side < 0 or self.part_steps < 1 or self.max_pixels < 0:
+            raise ValueError(f"max_side and max_pixels must be >= 0 and part_steps >= 1, got {self.max_side}, "
+                             f"{self.max_pixels} and {self.part_steps}")
 
 
 @dataclass(frozen=True)
@@ -223,39 +218,6 @@ def _decord():
     return decord
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DecodeError(path, "file not found")
-    if not path.is_file():
-        raise DecodeError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise DecodeError(path, "empty file (0 bytes)")
-    if path.suffix.lower() == ".gif":
-        _check_gif(path)
-
-
-def _check_gif(path: Path) -> None:
-    # decord decodes a truncated GIF up to the break without an error: a missing trailer byte
-    # is the cheap signal, and Pillow then decides whether the frame data really is cut short.
-    with open(path, "rb") as f:
-        head = f.read(6)
-        f.seek(-1, os.SEEK_END)
-        tail = f.read(1)
-    if head not in (b"GIF87a", b"GIF89a"):
-        raise DecodeError(path, f"not a GIF file (header {head!r})")
-    if tail == GIF_TRAILER:
-        return
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            for i in range(getattr(im, "n_frames", 1)):
-                im.seek(i)
-                im.load()
-    except (OSError, EOFError, SyntaxError) as e:
-        raise DecodeError(path, f"truncated GIF: {e}") from None
-
-
 def _fix_row_padding(frame: np.ndarray) -> np.ndarray:
     # decord2 returns narrow GIF frames (width < ~64 px) with the decoder's padded row stride
     # folded into the channel axis; the first 3 * W bytes of every row are the RGB pixels.
@@ -275,7 +237,7 @@ def read_timestamps(path: Path | str) -> tuple[np.ndarray, float]:
         DecodeError for missing, empty, unreadable or frameless files.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path, DecodeConfig().max_pixels)
     return _timestamps(path, _open(path))
 
 
@@ -309,6 +271,10 @@ def _timestamps(path: Path, reader) -> tuple[np.ndarray, float]:
     if not np.isfinite(ts).all():
         raise DecodeError(path, "frame timestamps are not finite")
     pts = ts[:, 0]
+    dropped = leading_dropped(path) if path.suffix.lower() != ".gif" else 0
+    if 0 < dropped < len(pts):
+        # Listed, never returned: the frames returned are those of the later timestamps.
+        pts = pts[dropped:]
     last_start, last_end = ts[-1]
     if last_end > last_start:
         duration = float(last_end)
@@ -346,7 +312,7 @@ def open_video(path: Path | str, sampling: SamplingConfig = SamplingConfig(),
     decord = _decord()
 
     path = Path(path)
-    _check_file(path)
+    check_file(path, config.max_pixels)
     reader = _open(path)
     pts, duration = _timestamps(path, reader)
     try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from extract.datasets.base import VideoRecord
+from extract.lifetime import die_with_parent
 from extract.sampling import SamplingConfig
 from extract.store import VideoResult, nan_allowed
 from extract.video import DecodeConfig, DecodedVideo, DecodeError, VideoFile, open_video
@@ -73,6 +74,11 @@ def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: Decod
     return decoded, time.perf_counter() - start
 
 
+def _child_init() -> None:
+    """In each decoding child: die with the forkserver (its parent), which dies with the run."""
+    die_with_parent(os.getppid())
+
+
 class DecodeProcess:
     """Decoding in a child process, one video at a time in submission order.
 
@@ -94,8 +100,9 @@ class DecodeProcess:
     @staticmethod
     def _start() -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["torch", "decord", "extract.worker"])  # torch first: see video._decord
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        # forkserver_init first: the server dies with this process; torch before decord: see video._decord
+        context.set_forkserver_preload(["extract.forkserver_init", "torch", "decord", "extract.worker"])
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_init)
         try:
             pool.submit(os.getpid).result()
         except BrokenProcessPool:

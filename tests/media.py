@@ -131,3 +131,56 @@ def segfault_on_poison(record, sampling, config):
     if record.path.stem == "poison":
         os.kill(os.getpid(), signal.SIGSEGV)
     return decode_in_child(record, sampling, config)
+
+
+def gif_frame_data(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each frame's first LZW data sub-block in the GIF ``data``."""
+    pos = 13
+    flags = data[10]
+    if flags & 0x80:
+        pos += 3 << ((flags & 7) + 1)
+    frames = []
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        else:  # 0x2C image descriptor: 9 bytes, a local color table, the LZW code size
+            flags = data[pos + 9]
+            pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0) + 1
+            frames.append((pos + 1, data[pos]))
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    return frames
+
+
+def write_open_gop_cut(path: Path, num_frames: int = 60, gop: int = 15, size: tuple[int, int] = (64, 96)) -> Path:
+    """An mp4 cut at its second keyframe from an open-GOP H.264 encode (B-frames referencing
+    across GOPs), packets copied: its first B-frames need the GOP that was cut away, so decoders
+    drop them, and the file starts with a keyframe at display index ``gop``."""
+    import av
+
+    h, w = size
+    whole = path.with_name(path.stem + ".whole.mp4")
+    with av.open(str(whole), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+        stream.options = {"crf": "1", "preset": "ultrafast",
+                          "x264-params": f"open-gop=1:keyint={gop}:min-keyint={gop}:bframes=3:b-adapt=0:scenecut=0"}
+        for i in range(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pattern(i, h, w), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(whole)) as source, av.open(str(path), "w") as cut:
+        stream = source.streams.video[0]
+        out = cut.add_stream_from_template(stream)
+        keyframes = 0
+        for packet in source.demux(stream):
+            if packet.dts is None:
+                continue
+            keyframes += packet.is_keyframe
+            if keyframes >= 2:
+                packet.stream = out
+                cut.mux(packet)
+    whole.unlink()
+    return path

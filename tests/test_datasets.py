@@ -155,6 +155,32 @@ def test_tgif_missing_files_and_columns(tmp_path):
         load_dataset("tgif", tmp_path)
 
 
+def test_tgif_stray_quote_is_rejected_naming_the_line_not_merged(tmp_path):
+    # TGIF rows are one line each: a field opening a quote it never closes on its line must not
+    # swallow the rows below (they would vanish and key 4 would name another GIF).
+    lines = ["gif_name\tquestion\tanswer\tvid_id\tkey",
+             "g1\thow many times ?\t1\tC1\t1",
+             'g2\t"how many times does he jump ?\t2\tC2\t2',
+             "g3\thow many times ?\t3\tC3\t3",
+             'g4\thow many "jumps ?\t4\tC4\t4']
+    path = tmp_path / "Test_count_question.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    with pytest.raises(AnnotationError, match=r"Test_count_question\.csv: line 3 .*quote"):
+        load_dataset("tgif", tmp_path)
+    del lines[2]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    dataset = load_dataset("tgif", tmp_path)
+    assert [(v.key, v.meta["gif_name"]) for v in dataset.videos] == [("1", "g1"), ("3", "g3"), ("4", "g4")]
+    assert dataset.questions()[-1].question == 'how many "jumps ?'
+
+
+def test_tgif_row_with_extra_tab_names_file_and_line(tmp_path):
+    lines = ["gif_name\tquestion\tanswer\tvid_id\tkey", "g1\tq\t1\tC1\t1", "g2\tq\t\t2\tC2\t2"]
+    (tmp_path / "Test_count_question.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    with pytest.raises(AnnotationError, match=r"Test_count_question\.csv: line 3 has 6 fields, expected 5"):
+        load_dataset("tgif", tmp_path)
+
+
 # ----------------------------------------------------------------------------- MSVD-QA / MSRVTT-QA
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from extract.sampling import SamplingConfig, grid_size, motion_windows
 from extract.video import DecodeConfig, DecodeError, decode, decoded_size, open_video, read_timestamps
-from media import pattern, pyav_frames, write_gif, write_mp4, write_raw_h264, write_with_pts
+from media import pattern, pyav_frames, write_gif, write_mp4, write_open_gop_cut, write_raw_h264, write_with_pts
 
 
 def oracle_grid(pts: list[Fraction], duration: Fraction, fps: int = 6) -> list[int]:
@@ -216,3 +216,19 @@ print("done", run_pipeline(config, progress=False).done)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[-2:] == ["done", "2"]
+
+
+def test_open_gop_cut_uses_the_timestamps_of_the_frames_decoded(tmp_path):
+    # decord lists a timestamp for each leading B-frame of the cut GOP but never returns those
+    # frames: taken as they are, every grid frame would be two frames late against PyAV.
+    path = write_open_gop_cut(tmp_path / "cut.mp4")
+    pts, duration, images = pyav_frames(path)
+    assert [pattern_index(image, 60) for image in images[:3]] == [15, 16, 17]  # starts at the keyframe
+    start = pts[0]  # decord's time origin is the first frame shown
+    expected = oracle_grid([p - start for p in pts], duration - start)
+    video = decode(path)
+    assert len(video.pts) == len(images) and video.duration == pytest.approx(float(duration - start), abs=1e-3)
+    got = video.grid_frames(np.arange(video.num_grid))
+    assert len(got) == len(expected)
+    for k, i in enumerate(expected):
+        np.testing.assert_array_equal(got[k], images[i], err_msg=f"grid frame {k} should be decoded frame {i}")

@@ -84,20 +84,26 @@ def check_key(key: str, *, source: str) -> str:
     return key
 
 
-def read_table(path: Path, *, delimiter: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def read_table(path: Path, *, delimiter: str, required: tuple[str, ...],
+               one_line_rows: bool = False) -> list[tuple[int, dict[str, str]]]:
     """Read a delimited annotation file with a header row.
 
     Returns ``(line, row)`` pairs, ``line`` being the 1-based line number for messages.
     Raises AnnotationError naming the file (and line) for missing columns and ragged rows.
     A UTF-8 byte-order mark and CRLF line ends (as in the TGIF-QA release) are accepted.
+    ``one_line_rows``: every row is one line (TGIF-QA): a quoted field (its quotes doubled)
+    is unquoted within its line but never continues onto the next one, so a stray quote
+    fails its own line instead of merging the rows below into one field.
     """
     with path.open(newline="", encoding="utf-8-sig") as handle:
+        if one_line_rows:
+            lines = [line.removesuffix("\r") for line in handle.read().split("\n")]
+            if lines and not lines[-1]:
+                lines.pop()
+            return _one_line_rows(path, lines, delimiter, required)
         reader = csv.DictReader(handle, delimiter=delimiter)
         header = reader.fieldnames or []
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)}; "
-                                  f"found {', '.join(header) or 'no header'}")
+        _check_header(path, header, required)
         rows = []
         for row in reader:
             if None in row or None in row.values():
@@ -106,4 +112,34 @@ def read_table(path: Path, *, delimiter: str, required: tuple[str, ...]) -> list
                 raise AnnotationError(f"{path}: line {reader.line_num} has {found} fields, "
                                       f"expected {len(header)} (one per header column)")
             rows.append((reader.line_num, row))
+    return rows
+
+
+def _check_header(path: Path, header: list[str], required: tuple[str, ...]) -> None:
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise AnnotationError(f"{path}: missing column(s) {', '.join(missing)}; "
+                              f"found {', '.join(header) or 'no header'}")
+
+
+def _one_line_rows(path: Path, lines: list[str], delimiter: str,
+                   required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """``read_table`` for files whose rows are one line each; ``lines`` without line ends."""
+
+    def fields(number: int, line: str) -> list[str]:
+        try:
+            return next(csv.reader([line], delimiter=delimiter, strict=True), [])
+        except csv.Error as e:
+            raise AnnotationError(f"{path}: line {number} has a quote that does not close on its line ({e}); "
+                                  "rows are one line each, and a quote inside a quoted field is doubled") from None
+
+    header = fields(1, lines[0]) if lines else []
+    _check_header(path, header, required)
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        values = fields(number, line)
+        if len(values) != len(header):
+            raise AnnotationError(f"{path}: line {number} has {len(values)} fields, "
+                                  f"expected {len(header)} (one per header column)")
+        rows.append((number, dict(zip(header, values))))
     return rows

@@ -1,7 +1,9 @@
 """Any directory of videos, without questions.
 
 Every file below the directory whose extension is one of ``VIDEO_EXTENSIONS`` (any case) is a
-video; its key is the file stem (DESIGN.md section 2). Two files with one stem are an error,
+video; its key is the file stem (DESIGN.md section 2), with the bytes of a name that is not
+valid UTF-8 escaped (``caf\\xe9``: such a video then fails alone, see ``probe.check_file``).
+Two files with one key are an error,
 reported before any work. Hidden files and directories (``.name``) are skipped. Directory
 symlinks are followed, each real directory once, so a symlink loop cannot hang the walk.
 """
@@ -32,9 +34,14 @@ def load(directory: Path) -> list[VideoRecord]:
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS:
                 path = Path(current, name)
-                by_stem.setdefault(path.stem, []).append(path)
+                by_stem.setdefault(_key(path.stem), []).append(path)
     clashes = {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
     if clashes:
         listing = "; ".join(f"{stem!r}: {', '.join(map(str, paths))}" for stem, paths in sorted(clashes.items()))
         raise AnnotationError(f"{directory}: several videos share a key (the file stem): {listing}")
     return [VideoRecord(stem, paths[0]) for stem, paths in sorted(by_stem.items())]
+
+
+def _key(stem: str) -> str:
+    """``stem`` as text: bytes that are not UTF-8 (surrogate escapes) become ``\\xNN``."""
+    return os.fsencode(stem).decode("utf-8", "backslashreplace")

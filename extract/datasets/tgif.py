@@ -2,7 +2,8 @@
 
 Jang et al., "TGIF-QA: Toward Spatio-Temporal Reasoning in Visual Question Answering", CVPR 2017.
 The release ships tab-separated ``{Train,Test,Total}_{count,action,transition,frameqa}_question.csv``
-files (CRLF line ends, CSV quoting for fields that contain quotes) and the GIFs themselves as
+files (CRLF line ends, one row per line; a field with quotes in it is quoted, its quotes
+doubled, never across lines) and the GIFs themselves as
 ``gifs/<gif_name>.gif``. Column order differs per task; columns are read by name:
 
 - count:              gif_name, question, answer, vid_id, key
@@ -74,7 +75,7 @@ def load(root: Path, *, videos_dir: Path | None = None) -> tuple[list[VideoRecor
     videos: dict[str, tuple[VideoRecord, str]] = {}  # key -> (record, where it was first seen)
     questions = []
     for path, task, split in files:
-        for row_index, (line, row) in enumerate(read_table(path, delimiter="\t", required=COLUMNS[task])):
+        for row_index, (line, row) in enumerate(read_table(path, delimiter="\t", required=COLUMNS[task], one_line_rows=True)):
             where = f"{path}: line {line}"
             key = check_key(row["key"], source=where)
             gif_name = row["gif_name"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from extract.geometry import pad_to_aspect
 from extract.models.weights import WeightsSpec, load_state_dict
 
 DETECTOR_WEIGHTS = {
@@ -90,14 +91,17 @@ class Detector(nn.Module):
 
         # torchvision pads a batch to its largest image, which changes the features near the
         # border: batching only equal sizes keeps every frame's result independent of its batch.
+        # A very thin frame is padded so that the detector's resize keeps it >= 2 px wide; its
+        # boxes are clipped to the frame itself below.
+        inputs = [pad_to_aspect(img, self.model.transform.max_size) for img in images]
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, img in enumerate(images):
+        for i, img in enumerate(inputs):
             by_size[tuple(img.shape[-2:])].append(i)
         raw: list[dict] = [{}] * len(images)
         for indices in by_size.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                for i, out in zip(chunk, self._run([images[i] for i in chunk])):
+                for i, out in zip(chunk, self._run([inputs[i] for i in chunk])):
                     raw[i] = out
         results = []
         for img, out in zip(images, raw):
