@@ -38,6 +38,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from extract.synthetic import SHAPES, draw_shape, save_gif
+
 from .base import AnnotationError
 from .tgif import TASKS, question_file, write_tgif_questions
 
@@ -50,7 +52,6 @@ COLORS = {  # name -> RGB; saturated, so they stand apart from the grey backgrou
     "yellow": (235, 200, 30),
     "purple": (150, 60, 200),
 }
-SHAPES = ("circle", "square", "triangle")
 ACTIONS = ("move left", "move right", "move up", "move down", "grow", "shrink")
 DELAYS_MS = (40, 70, 100)  # GIF stores centiseconds: keep multiples of 10 ms
 MIN_SLOT_MS = 300  # > 100 ms (longest delay) + 1/6 s (grid step): every blink slot is seen at 6 fps
@@ -202,7 +203,7 @@ def _frames(video: _Video) -> list:
     for delay in video.delays_ms:
         frame = canvas.copy()
         if (start * slots // total) % 2 == 0:  # even slot: visible
-            _draw_shape(ImageDraw.Draw(frame), video, _state_at(video, start / total))
+            draw_shape(ImageDraw.Draw(frame), video.shape, *_state_at(video, start / total), fill=2)
         frames.append(frame)
         start += delay
     return frames
@@ -217,23 +218,11 @@ def _state_at(video: _Video, progress: float) -> tuple[float, float, float]:
     return tuple(a + (b - a) * fraction for a, b in zip(begin, end))
 
 
-def _draw_shape(draw, video: _Video, state: tuple[float, float, float]) -> None:
-    cx, cy, r = state
-    if video.shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=2)
-    elif video.shape == "square":
-        half = 0.85 * r  # about the area of the circle
-        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=2)
-    else:  # equilateral, pointing up, centroid at (cx, cy)
-        draw.polygon([(cx, cy - r), (cx + 0.866 * r, cy + 0.5 * r), (cx - 0.866 * r, cy + 0.5 * r)], fill=2)
-
-
 def _write_demo(root: Path, videos: list[_Video], seed: int) -> None:
     (root / "gifs").mkdir()
     for video in videos:
         frames = _frames(video)
-        frames[0].save(root / "gifs" / f"{video.gif_name}.gif", save_all=True, append_images=frames[1:],
-                       duration=list(video.delays_ms), loop=0, optimize=False, disposal=1)
+        save_gif(root / "gifs" / f"{video.gif_name}.gif", frames, video.delays_ms)
     for split, prefix in (("train", "Train"), ("test", "Test")):
         rows: dict[str, list[dict]] = {task: [] for task in TASKS}
         for video in videos:
