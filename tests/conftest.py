@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
+from extract.compare import differences, read_features  # noqa: F401 - read_features: the tests import it from here
 from extract.config import RunConfig, load_config
 from extract.datasets.tgif import write_tgif_questions
-from extract.compare import differences, read_features  # noqa: F401 - read_features: used by tests
-from extract.store import OutputDir
 from media import write_gif, write_mp4
 
 ALL_STAGES = "appearance,objects,motion"

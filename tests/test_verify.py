@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -121,3 +122,13 @@ def test_array_not_in_the_layout(out):
     with h5py.File(_shard_of(out, "v0"), "a") as f:
         f["detections"]["v0"]["extra"] = np.zeros(3)
     assert any("v0: detections/extra is not in the layout" in p for p in verify_output(out, checksums=False))
+
+
+def test_compare_outputs_script_finds_a_changed_value(pristine, out):
+    script = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "compare_outputs.py")]
+    same = subprocess.run(script + [str(out), str(pristine)], capture_output=True, text=True)
+    assert same.returncode == 0 and "identical: 3 videos" in same.stdout, same.stdout + same.stderr
+    with h5py.File(_shard_of(out, "v2"), "a") as f:
+        f["detections"]["v2"]["boxes"][0, 0, 0] += 0.5
+    changed = subprocess.run(script + [str(out), str(pristine)], capture_output=True, text=True)
+    assert changed.returncode == 1 and "v2/detections/boxes: values differ" in changed.stdout
