@@ -116,9 +116,12 @@ def run_bench(
         naive_timer, opt_timer = (StageTimer(cuda_sync=dev.type == "cuda") for _ in range(2))
         extractor = build_extractor(config.model, config.stages, resolved, config.linking, timer=opt_timer)
         baseline = config.model.model_copy(update=BASELINE_MODEL)
-        # Speed options given: the baseline gets models built without them.
-        source_models = extractor if baseline == config.model else build_extractor(baseline, config.stages, resolved, config.linking)
-        naive = naive_extractor(source_models, baseline, timer=naive_timer)
+        # The baseline copies the optimized path's models, or (speed options given: amp, a
+        # smaller detector input...) models built without those options, dropped once copied.
+        if baseline == config.model:
+            naive = naive_extractor(extractor, baseline, timer=naive_timer)
+        else:
+            naive = naive_extractor(build_extractor(baseline, config.stages, resolved, config.linking), baseline, timer=naive_timer)
 
         # Inputs (untimed): what the throughput is per.
         info, warm = [], None
