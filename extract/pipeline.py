@@ -17,7 +17,8 @@ from pathlib import Path
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
-from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, build_index
+from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")
 
@@ -81,7 +82,7 @@ def _git_state(root: Path) -> dict[str, str]:
 
 
 def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dict[str, str]:
-    from extract.features import required_weights
+    from extract.features.build import required_weights
 
     specs = required_weights(config, config.stages)
     return {
@@ -91,14 +92,17 @@ def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dic
     }
 
 
-def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSummary:
+def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TIMER) -> RunSummary:
     """Extract the features of ``config.dataset`` into ``config.out``.
+
+    ``timer`` (``extract.timing``) gets the local executor's sections: decode, write and the
+    model passes (``extract bench``); the Ray executor times nothing.
 
     Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
     weights not cached), OutputLocked (another run on the same OUT).
     """
     from extract.datasets import load_dataset
-    from extract.features import build_extractor, configure_threads, resolve_all_weights
+    from extract.features.build import resolve_all_weights
     from extract.progress import Reporter
 
     start = time.monotonic()
@@ -126,15 +130,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         if config.executor == "local":
             # Recorded as used; Ray actors resolve "auto" and 0 each on its own node.
             config = config.model_copy(update={"runtime": resolve_runtime(config.runtime)})
-        configure_threads(config)
-        extractor = build_extractor(config, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs)
         # Ray draws its own per-operator bars; two live displays garble a terminal.
         mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
         bar = Reporter(mode).videos(len(todo))
 
-        def on_result(result: VideoResult) -> None:
+        def on_result(result: Committed) -> None:
             summary.done += result.ok
             summary.failed += not result.ok
             summary.frames += result.info.get("grid", 0)
@@ -143,8 +145,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         try:
             if config.executor == "local":
                 from extract.executors.local import execute_local
+                from extract.features.build import build_extractor
+                from extract.features.runtime import configure_threads
 
-                execute_local(config, todo, extractor, sink, on_result)
+                # Ray builds the models in its actors only; the driver builds none.
+                configure_threads(config)
+                extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
+                execute_local(config, todo, extractor, sink, on_result, timer=timer)
             else:
                 from extract.executors.ray import execute_ray
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from extract.config import RunConfig
-from extract.store import DONE, OutputDir, shard_path
+from extract import layout
+from extract.store import DONE, OutputDir
 
 RUN_CONFIG_ATTR = "config"
 
@@ -58,16 +59,16 @@ def render(out: Path, key: str, target: Path) -> Path:
         video = decode(record["path"], config.sampling, config.decode)
         to_frame = np.array([*video.scale, *video.scale])  # stored boxes are in the file's pixels
         panels = []
-        if shard_path("detections/boxes", key) in f:
-            boxes = f[shard_path("detections/boxes", key)][()] / to_frame
-            labels = f[shard_path("detections/labels", key)][()]
-            counts = f[shard_path("detections/num_boxes", key)][()]
+        if layout.DETECTION_BOXES.path(key) in f:
+            boxes = f[layout.DETECTION_BOXES.path(key)][()] / to_frame
+            labels = f[layout.DETECTION_LABELS.path(key)][()]
+            counts = f[layout.DETECTION_COUNTS.path(key)][()]
             for t, g in enumerate(video.steps):
                 drawn = [(boxes[t, i], names[labels[t, i]], _colour(i)) for i in range(counts[t])]
                 panels.append(_panel(video.grid_frames(np.array([g]))[0], drawn, f"step {t} (grid {g})"))
-        if shard_path("trajectories/boxes", key) in f:
-            tboxes = f[shard_path("trajectories/boxes", key)][()] / to_frame  # [N, F, 4], NaN where absent
-            tlabels = f[shard_path("trajectories/labels", key)][()]
+        if layout.TRAJECTORY_BOXES.path(key) in f:
+            tboxes = f[layout.TRAJECTORY_BOXES.path(key)][()] / to_frame  # [N, F, 4], NaN where absent
+            tlabels = f[layout.TRAJECTORY_LABELS.path(key)][()]
             for j, g in enumerate(video.trajectory_steps):
                 drawn = [
                     (tboxes[n, j], f"#{n} {names[tlabels[n]]}", _colour(n))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_EXTRACTION = {"extract/videoqa", "extract/bench.py", "extract/viz.py"}  # trainers and tools: no extraction dep
+NOT_EXTRACTION = {"extract/videoqa", "extract/bench", "extract/viz.py", "extract/export", "extract/compare.py"}  # trainers and tools
 
 
 def test_extract_stage_depends_on_exactly_the_extraction_code():

@@ -43,7 +43,8 @@ from extract.names import DATASETS, PROGRESS_MODES, TGIF_TASKS
 from extract.progress import Reporter
 from extract.videoqa.augment import AugmentConfig, Augmenter
 from extract.videoqa.data import Batch, Head, build_examples, carve_validation, feature_statistics
-from extract.videoqa.evaluate import CHECKPOINT_FORMAT, predict, resolve_device
+from extract.features.runtime import resolve_device
+from extract.videoqa.evaluate import CHECKPOINT_FORMAT, predict
 from extract.videoqa.glove import WordVectors, load_glove, random_word_vectors
 from extract.videoqa.inputs import make_source_loader, open_bert, open_reader
 from extract.videoqa.losses import decide, head_loss
