@@ -41,7 +41,7 @@ from extract.models.appearance import APPEARANCE_WEIGHTS, AppearanceNet, build_a
 from extract.linking import LinkConfig, link_detections
 from extract.models.detector import DETECTOR_WEIGHTS, Detections, Detector, build_detector, category_names
 from extract.models.motion import MOTION_WEIGHTS, MotionNet, build_motion
-from extract.models.weights import WeightsSpec, resolve_weights
+from extract.models.weights import WeightsSpec, resolve_all
 from extract.timing import NO_TIMER
 from extract.trajectories import trajectory_arrays
 from extract.video import DecodedVideo
@@ -527,5 +527,6 @@ def build_extractor(
 
 
 def resolve_all_weights(config: ModelConfig, stages: Sequence[str]) -> dict[str, object]:
-    """Checkpoint path (None for random) of every model the stages need; raises WeightsUnavailable first."""
-    return {role: resolve_weights(spec, config.weights) for role, spec in required_weights(config, stages).items()}
+    """Checkpoint path (None for random) of every model the stages need; WeightsUnavailable names every
+    missing or bad file at once."""
+    return resolve_all(required_weights(config, stages), config.weights)

@@ -135,17 +135,26 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         build_index(out, config.dataset)
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records))
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
         return summary
     finally:
         out.unlock()
 
 
-def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
+    """sha256 of each weights file by role (None: random initialisation); hashed once when checked."""
+    from extract.models.weights import file_sha256
+
+    return {role: file_sha256(path) if path else None for role, path in resolved.items()}
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
+                    weights_sha256: dict[str, str | None]) -> None:
     manifest = out.read_manifest()
     run = {
         "config": config.model_dump(mode="json"),
         "weights": weights,
+        "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
         "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},
