@@ -115,13 +115,14 @@ def verify(
 def viz(
     out: Path = typer.Argument(..., help="output directory"),
     key: str = typer.Argument(..., help="video key"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG contact sheet, or .gif (default OUT/viz/KEY.png)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG contact sheet, or .gif [default: ./viz-KEY.png]"),
 ) -> None:
-    """Draw a video's boxes (with labels) and trajectories on its sampled frames."""
+    """Draw a video's boxes (with labels and scores) and trajectories on its sampled frames."""
     from extract.viz import render
 
     try:
-        path = render(out, key, output or out / "viz" / f"{key}.png")
+        # Not inside OUT by default: OUT may be a DVC output, which an extra file would change.
+        path = render(out, key, output or Path(f"viz-{key.replace('/', '_')}.png"))
     except (KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     typer.echo(str(path))
