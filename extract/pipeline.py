@@ -35,6 +35,7 @@ class RunSummary:
     skipped: int = 0
     frames: int = 0
     wall_s: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT); run.json and the index cover what was done
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -130,12 +131,17 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
                 f"writing to {out.root} failed ({e}). Committed videos are kept and no partial shard is "
                 "visible: fix the cause (disk space, permissions) and rerun the same command to resume."
             ) from e
+        except KeyboardInterrupt:
+            # Ctrl-C: what is committed is indexed and recorded below, then the interrupt goes on.
+            summary.interrupted = True
         finally:
             bar.close()
         build_index(out, config.dataset)
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
         _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
+        if summary.interrupted:
+            raise KeyboardInterrupt
         return summary
     finally:
         out.unlock()

@@ -73,6 +73,13 @@ def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: Decod
     return decoded, time.perf_counter() - start
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the run handles it and closes this child.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class DecodeProcess:
     """Decoding in a child process, one video at a time in submission order.
 
@@ -95,7 +102,7 @@ class DecodeProcess:
     def _start() -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["torch", "decord", "extract.worker"])  # torch first: see video._decord
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_ignore_sigint)
         try:
             pool.submit(os.getpid).result()
         except BrokenProcessPool:
