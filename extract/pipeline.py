@@ -36,6 +36,7 @@ class RunSummary:
     skipped: int = 0
     frames: int = 0
     wall_s: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) or SIGTERM; run.json and the index cover what was done
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -162,22 +163,37 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
                 f"writing to {out.root} failed ({e}). Committed videos are kept and no partial shard is "
                 "visible: fix the cause (disk space, permissions) and rerun the same command to resume."
             ) from e
+        except KeyboardInterrupt as e:
+            # Ctrl-C or SIGTERM: what is committed is indexed and recorded below, then the interrupt goes on.
+            summary.interrupted = True
+            interrupt = e
         finally:
             bar.close()
         build_index(out, config.dataset)
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records))
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
+        if summary.interrupted:
+            raise interrupt
         return summary
     finally:
         out.unlock()
 
 
-def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
+    """sha256 of each weights file by role (None: random initialisation); hashed once when checked."""
+    from extract.models.weights import file_sha256
+
+    return {role: file_sha256(path) if path else None for role, path in resolved.items()}
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
+                    weights_sha256: dict[str, str | None]) -> None:
     manifest = out.read_manifest()
     run = {
         "config": config.model_dump(mode="json"),
         "weights": weights,
+        "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
         "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},
