@@ -99,11 +99,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
     ``timer`` (``extract.timing``) gets the local executor's sections: decode, write and the
     model passes (``extract bench``); the Ray executor times nothing.
 
-    Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
+    Raises before any work: AnnotationError (bad annotations), PreflightError (Ray missing, no
+    GPU, OUT a file or read-only, none of the videos found), WeightsUnavailable (offline,
     weights not cached), OutputLocked (another run on the same OUT).
     """
     from extract.datasets import load_dataset
     from extract.features.build import resolve_all_weights
+    from extract.preflight import check_run
     from extract.progress import Reporter
 
     start = time.monotonic()
@@ -112,6 +114,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         raise ValueError(f"dataset {config.dataset!r} needs --data-root or --videos")
     dataset = load_dataset(config.dataset, root, videos_dir=config.videos if config.data_root else None)
     records = dataset.videos[: config.limit] if config.limit is not None else dataset.videos
+    check_run(config, records)
     out = OutputDir(config.out)
     out.lock()
     try:
