@@ -8,6 +8,7 @@ included) completes exactly those.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -38,17 +39,20 @@ class RunSummary:
     wall_s: float = 0.0
     interrupted: bool = False  # stopped by Ctrl-C (SIGINT) or SIGTERM; run.json and the index cover what was done
     failures: list[tuple[str, str]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)  # key -> video path of each failure, for its line
 
     @property
     def videos_per_s(self) -> float:
-        return (self.done + self.failed) / self.wall_s if self.wall_s > 0 else 0.0
+        """Videos extracted (done) per second of wall time; failed and skipped ones take little time
+        and would make a mostly failing run look fast."""
+        return self.done / self.wall_s if self.wall_s > 0 else 0.0
 
     def lines(self) -> list[str]:
         head = (
             f"videos: {self.done} done, {self.failed} failed, {self.skipped} skipped (already done); "
-            f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s"
+            f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s extracted"
         )
-        return [head] + [f"failed {key}: {reason}" for key, reason in self.failures]
+        return [head] + [f"failed {key} ({self.paths.get(key, '?')}): {reason}" for key, reason in self.failures]
 
 
 def package_versions() -> dict[str, str]:
@@ -173,7 +177,10 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         finally:
             bar.close()
         build_index(out, config.dataset)
-        summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
+        failed = {k: r for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED}
+        summary.failures = [(k, r["reason"]) for k, r in failed.items()]
+        # A non-UTF-8 name (surrogate escapes) is shown as \xNN, as its key is: terminals take it.
+        summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace") for k, r in failed.items()}
         summary.wall_s = time.monotonic() - start
         _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
         if summary.interrupted:
@@ -199,7 +206,7 @@ def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: R
         "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
-        "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},
+        "this_run": {k: v for k, v in asdict(summary).items() if k not in ("failures", "paths")} | {"videos_per_s": summary.videos_per_s},
         "totals": {
             "done": sum(r["status"] == "done" for r in manifest.values()),
             "failed": sum(r["status"] == FAILED for r in manifest.values()),
