@@ -12,13 +12,15 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
-from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, build_index
+from extract.progress import VideoCounter
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult, build_index
 from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")
@@ -53,6 +55,22 @@ class RunSummary:
             f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s extracted"
         )
         return [head] + [f"failed {key} ({self.paths.get(key, '?')}): {reason}" for key, reason in self.failures]
+
+
+class ReportingSink:
+    """``sink`` that reports each video to ``counter`` as extracted when its results reach the sink,
+    before the shard is written: progress moves as videos are extracted, not as shards commit."""
+
+    def __init__(self, sink: ShardSink, counter: VideoCounter) -> None:
+        self._sink, self._counter = sink, counter
+
+    def write(self, results: Sequence[VideoResult]) -> list[dict]:
+        for result in results:
+            self._counter.extracted(result.key)
+        return self._sink.write(results)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sink, name)
 
 
 def package_versions() -> dict[str, str]:
@@ -159,7 +177,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
                 # Ray builds the models in its actors only; the driver builds none.
                 configure_threads(config)
                 extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
-                execute_local(config, todo, extractor, sink, on_result, timer=timer)
+                execute_local(config, todo, extractor, ReportingSink(sink, bar), on_result, timer=timer,
+                              on_decoded=bar.decoded)
             else:
                 from extract.executors.ray import execute_ray
 
