@@ -199,7 +199,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         failed = {k: r for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED}
         summary.failures = [(k, r["reason"]) for k, r in failed.items()]
         # A non-UTF-8 name (surrogate escapes) is shown as \xNN, as its key is: terminals take it.
-        summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace") for k, r in failed.items()}
+        summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace")
+                         for k, r in failed.items()}
         summary.wall_s = time.monotonic() - start
         _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
         if summary.interrupted:
@@ -225,7 +226,8 @@ def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: R
         "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
-        "this_run": {k: v for k, v in asdict(summary).items() if k not in ("failures", "paths")} | {"videos_per_s": summary.videos_per_s},
+        "this_run": {k: v for k, v in asdict(summary).items() if k not in ("failures", "paths")}
+        | {"videos_per_s": summary.videos_per_s},
         "totals": {
             "done": sum(r["status"] == "done" for r in manifest.values()),
             "failed": sum(r["status"] == FAILED for r in manifest.values()),

@@ -50,7 +50,8 @@ def check_device(device: str, executor: str) -> None:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(device.partition(":")[2] or 0)
     if index >= count:
-        seen = f"{count} CUDA GPU(s) are visible" if count else "no CUDA GPU is visible (torch.cuda.is_available() is False)"
+        seen = (f"{count} CUDA GPU(s) are visible" if count
+                else "no CUDA GPU is visible (torch.cuda.is_available() is False)")
         raise PreflightError(f"--device {device}: {seen}; use --device cpu, or --device auto (a GPU when there is one)")
 
 

@@ -79,11 +79,13 @@ class VideoCounter:
         self.start = time.monotonic()
         self._bar = None
         if reporter.mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
             self._bar = Progress(
                 TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=reporter.console, transient=False,
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=reporter.console,
+                transient=False,
             )
             self._task = self._bar.add_task("videos", total=total, status="")
             self._bar.start()
@@ -132,8 +134,9 @@ class VideoCounter:
             self._bar.update(self._task, completed=self.extracted_count, status=status)
         elif force:
             eta = self.eta_s()
-            self.reporter.line(f"{self.status()}, {time.monotonic() - self.start:.1f} s elapsed, ETA "
-                               + (f"{eta:.1f} s" if eta is not None else "unknown") + (f", last key {key}" if key else ""))
+            eta_text = f"{eta:.1f} s" if eta is not None else "unknown"
+            last = f", last key {key}" if key else ""
+            self.reporter.line(f"{self.status()}, {time.monotonic() - self.start:.1f} s elapsed, ETA {eta_text}{last}")
 
     def close(self) -> None:
         if self._bar is not None:
