@@ -76,7 +76,7 @@ def test_bad_inputs_fail_alone_with_reasons(tmp_path):
     assert "not a GIF" in status["text"][1]
     assert "truncated GIF" in status["truncated"][1]
     assert dict(summary.failures).keys() == {"missing", "empty", "text", "truncated"}
-    assert any("failed missing: " in line and "file not found" in line for line in summary.lines())
+    assert f"failed missing ({data / 'gifs' / 'missing.gif'}): file not found" in summary.lines()
     files = masn_files(out, "tgif")
     for path in files:
         with h5py.File(path, "r") as f:

@@ -27,15 +27,17 @@ def execute_local(
     on_result: Callable[[Committed], None],
     *,
     timer: NullTimer | StageTimer = NO_TIMER,
+    on_decoded: Callable[[str], None] = lambda key: None,
 ) -> None:
     """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video's
-    committed record. ``timer`` gets the sections ``decode`` and ``write`` (the extractor's
-    own timer, the model sections)."""
+    committed record, ``on_decoded`` each key as its decoding ends (progress between commits).
+    ``timer`` gets the sections ``decode`` and ``write`` (the extractor's own timer, the model sections)."""
     decoder = DecodeProcess(config.sampling, config.decode)
 
     def decoded(record: VideoRecord, handle) -> object:
         video, seconds = decoder.result(record, handle)
         timer.add("decode", seconds)
+        on_decoded(record.key)
         return video
 
     sink.on_write_start()
