@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.integrity import index_problems
 from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file
 
 
@@ -39,19 +40,29 @@ def inspect_output(root: Path) -> list[str]:
         if r["status"] == DONE:
             by_shard[r["shard"]].append(key)
     for shard, keys in sorted(by_shard.items()):
-        with h5py.File(out.shards / shard, "r") as f:
-            for key in keys:
-                for name, ds in _video_arrays(f, key).items():
-                    first = "N" if name.startswith(TRAJECTORIES) else "T"
-                    shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
+        if not (out.shards / shard).is_file():
+            lines.append(f"shard {shard} is missing ({len(keys)} done videos; `extract verify` for details)")
+            continue
+        try:
+            with h5py.File(out.shards / shard, "r") as f:
+                for key in keys:
+                    for name, ds in _video_arrays(f, key).items():
+                        first = "N" if name.startswith(TRAJECTORIES) else "T"
+                        shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
+        except OSError as e:
+            lines.append(f"shard {shard} cannot be read ({e})")
     lines.append(f"{len(by_shard)} shards")
     for name in sorted(shapes):
         kinds = ", ".join(f"{shape} x{n}" for shape, n in shapes[name].most_common())
         lines.append(f"  {name}: {sum(shapes[name].values())} videos, {kinds}")
     masn = out.root / MASN_DIR
     for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
-        with h5py.File(path, "r") as f:
-            count = len(f["image_features"]) if "image_features" in f else len(f)
+        try:
+            with h5py.File(path, "r") as f:
+                count = len(f["image_features"]) if "image_features" in f else len(f)
+        except OSError as e:
+            lines.append(f"  index {path.relative_to(out.root)}: cannot be read ({e})")
+            continue
         lines.append(f"  index {path.relative_to(out.root)}: {count} keys")
     for key, r in sorted(manifest.items()):
         if r["status"] == FAILED:
@@ -64,7 +75,8 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
 
     Checks: every manifest line is a record; every done record's shard exists (and, with
     ``checksums``, still has the sha256 recorded at commit); its arrays exist, agree on T and
-    are finite; failed videos are absent from the MASN index; every index link resolves.
+    are finite; failed videos are absent from the MASN index; every index link resolves; every
+    index file holds each done key, linked to its own shard.
     """
     import h5py
 
@@ -84,11 +96,15 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
         recorded = {manifest[k].get("sha256") for k in keys} - {None}
         if checksums and recorded and sha256_file(path) not in recorded:
             problems.append(f"shard {shard} changed after commit (sha256 differs from the manifest)")
-        with h5py.File(path, "r") as f:
-            for key in keys:
-                problems += _verify_video(f, key, manifest[key], shard)
+        try:
+            with h5py.File(path, "r") as f:
+                for key in keys:
+                    problems += _verify_video(f, key, manifest[key], shard)
+        except OSError as e:
+            problems.append(f"shard {shard} cannot be read ({e}); records: {', '.join(sorted(keys)[:5])}")
     problems += _verify_unrecorded(out, by_shard)
     problems += _verify_index(out, manifest)
+    problems += index_problems(out, manifest)
     return problems
 
 
@@ -101,8 +117,11 @@ def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]]) -> list[s
         if path.name not in by_shard:
             problems.append(f"shard {path.name} has data but no manifest record points to it")
             continue
-        with h5py.File(path, "r") as f:
-            stored = {key for group in f.values() for key in group}
+        try:
+            with h5py.File(path, "r") as f:
+                stored = {key for group in f.values() for key in group}
+        except OSError:
+            continue  # reported with its records
         for key in sorted(stored - set(by_shard[path.name])):
             problems.append(f"{key}: data in {path.name} without a done manifest record for that shard")
     return problems
@@ -132,7 +151,11 @@ def _verify_index(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
     done = {k for k, r in manifest.items() if r["status"] == DONE}
     steps: dict[str, dict[str, int]] = defaultdict(dict)  # key -> {index dataset: T}
     for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError:
+            continue  # reported by index_problems
+        with f:
             groups = [(f"{path.name}/{g}", f[g]) for g in ("image_features", "spatial_features") if g in f]
             for name, group in groups or [(path.name, f)]:
                 for key in group:
