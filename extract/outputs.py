@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from extract.integrity import index_problems
-from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file
+from extract.store import (DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file,
+                           superseded)
 
 
 def _video_arrays(f, key: str) -> dict[str, object]:
@@ -76,7 +77,7 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     Checks: every manifest line is a record; every done record's shard exists (and, with
     ``checksums``, still has the sha256 recorded at commit); its arrays exist, agree on T and
     are finite; failed videos are absent from the MASN index; every index link resolves; every
-    index file holds each done key, linked to its own shard.
+    index file holds each done key, linked to its own shard. Copies of a video that a later commit superseded are not problems.
     """
     import h5py
 
@@ -102,27 +103,36 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
                     problems += _verify_video(f, key, manifest[key], shard)
         except OSError as e:
             problems.append(f"shard {shard} cannot be read ({e}); records: {', '.join(sorted(keys)[:5])}")
-    problems += _verify_unrecorded(out, by_shard)
+    problems += _verify_unrecorded(out, by_shard, manifest)
     problems += _verify_index(out, manifest)
     problems += index_problems(out, manifest)
     return problems
 
 
-def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]]) -> list[str]:
-    """Shards no record points to, and videos stored in a shard without a done record for it."""
+def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]], manifest: dict[str, dict]) -> list[str]:
+    """Shards no record points to, and videos stored in a shard without a done record for it.
+
+    A copy that a later commit superseded (``store.superseded``: the video was extracted again
+    after a torn record or with more stages) is tolerated; the next run removes
+    a shard that holds only such copies.
+    """
     import h5py
 
     problems = []
     for path in sorted(out.shards.glob(f"*{SHARD_SUFFIX}")) if out.shards.exists() else []:
-        if path.name not in by_shard:
-            problems.append(f"shard {path.name} has data but no manifest record points to it")
-            continue
         try:
             with h5py.File(path, "r") as f:
                 stored = {key for group in f.values() for key in group}
-        except OSError:
-            continue  # reported with its records
-        for key in sorted(stored - set(by_shard[path.name])):
+        except OSError as e:
+            if path.name not in by_shard:  # else reported with its records
+                problems.append(f"shard {path.name} cannot be read ({e})")
+            continue
+        stale = {k for k in stored - set(by_shard.get(path.name, ())) if superseded(k, path.name, manifest)}
+        if path.name not in by_shard:
+            if not stored or stale != stored:
+                problems.append(f"shard {path.name} has data but no manifest record points to it")
+            continue
+        for key in sorted(stored - set(by_shard[path.name]) - stale):
             problems.append(f"{key}: data in {path.name} without a done manifest record for that shard")
     return problems
 

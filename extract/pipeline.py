@@ -158,6 +158,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         finally:
             bar.close()
         build_index(out, config.dataset)
+        if out.clean():  # shards whose every video was extracted again (more stages, a torn record)
+            log.info("removed shard(s) whose videos were all extracted again")
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
         _write_run_json(out, config, weights_desc, summary, len(records))

@@ -228,6 +228,23 @@ def _parse_record(raw: bytes) -> tuple[dict | None, str]:
     return record, ""
 
 
+def shard_number(name: str) -> int:
+    """The number of shard ``part-XXXXX.h5``; -1 for another name."""
+    digits = name[len(SHARD_PREFIX):].split(".")[0] if name.startswith(SHARD_PREFIX) else ""
+    return int(digits) if digits.isdigit() else -1
+
+
+def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
+    """Whether a copy of ``key`` in ``shard`` is an old one that a later commit replaced.
+
+    Shards are numbered in commit order (a number is reused only after its shard is gone), so
+    a copy is superseded when the key's done record points to a newer shard: the video was
+    extracted again after a torn record or with more stages.
+    """
+    record = latest.get(key)
+    return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
+
+
 class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
