@@ -17,7 +17,7 @@ from pathlib import Path
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
-from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index
+from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index, shard_damage
 
 log = logging.getLogger("extract")
 
@@ -119,8 +119,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
-        done = {k for k, r in out.done().items() if set(config.stages) <= set(r.get("stages", ()))}
-        todo = [r for r in records if r.key not in done]
+        todo = [r for r in records if r.key not in _reusable(out, config)]
         summary = RunSummary(skipped=len(records) - len(todo))
         log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
         if config.executor == "local":
@@ -166,6 +165,20 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         return summary
     finally:
         out.unlock()
+
+
+def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
+    """Keys whose done record this run keeps: all of its stages, its shard intact.
+
+    Videos of a missing or damaged shard are logged and extracted again.
+    """
+    done = out.done()
+    damage = shard_damage(out, done, checksums=config.check_shards)
+    for shard, reason in damage.items():
+        keys = sorted(k for k, r in done.items() if r["shard"] == shard)
+        log.warning("%s: extracting its %d video(s) again (%s)", reason, len(keys),
+                    ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else ""))
+    return {k for k, r in done.items() if set(config.stages) <= set(r.get("stages", ())) and r["shard"] not in damage}
 
 
 def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:

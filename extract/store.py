@@ -245,6 +245,27 @@ def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
     return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
 
 
+def shard_damage(out: OutputDir, done: dict[str, dict], *, checksums: bool) -> dict[str, str]:
+    """Shard name -> what is wrong with it, for the shards of ``done`` records that are missing,
+    not of their recorded size (``shard_bytes``; older records have none), or, with ``checksums``,
+    not of their recorded sha256."""
+    by_shard: dict[str, list[dict]] = {}
+    for record in done.values():
+        by_shard.setdefault(record["shard"], []).append(record)
+    damage = {}
+    for name, records in sorted(by_shard.items()):
+        path = out.shards / name
+        sizes = {r["shard_bytes"] for r in records if isinstance(r.get("shard_bytes"), int)}
+        digests = {r["sha256"] for r in records if isinstance(r.get("sha256"), str)}
+        if not path.is_file():
+            damage[name] = f"shard {name} is missing"
+        elif sizes and path.stat().st_size not in sizes:
+            damage[name] = f"shard {name} has {path.stat().st_size} bytes, {min(sizes)} recorded"
+        elif checksums and digests and sha256_file(path) not in digests:
+            damage[name] = f"shard {name} has another sha256 than recorded"
+    return damage
+
+
 class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
@@ -283,7 +304,7 @@ class ShardSink:
         digest = hashlib.sha256(data).hexdigest()
         tmp, final = self._allocate()
         atomic_write(final, data, tmp=tmp)
-        records += [self._record(r, DONE, shard=final.name, sha256=digest) for r in good]
+        records += [self._record(r, DONE, shard=final.name, sha256=digest, shard_bytes=len(data)) for r in good]
         return records
 
     def on_write_complete(self, records: Sequence[dict]) -> None:

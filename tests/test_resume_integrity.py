@@ -1,4 +1,4 @@
-"""A rerun on an existing OUT leaves a verifiable OUT."""
+"""A rerun on an existing OUT: redoes damaged shards, leaves a verifiable OUT."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from conftest import tiny_config
 from extract.outputs import verify_output
 from extract.pipeline import run_pipeline
+from extract.store import OutputDir
 from media import write_gif
 
 
@@ -39,6 +40,31 @@ def _config(work, **overrides):
 def test_adding_stages_extends_and_verifies(work):
     summary = run_pipeline(_config(work, stages="appearance,motion"))
     assert summary.done == 3
+    assert verify_output(work / "out") == []
+
+
+def test_deleted_and_truncated_shards_are_extracted_again(work, caplog):
+    done = OutputDir(work / "out").done()
+    (work / "out" / "shards" / done["v0"]["shard"]).unlink()
+    damaged = work / "out" / "shards" / done["v1"]["shard"]
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    with caplog.at_level("WARNING", logger="extract"):
+        summary = run_pipeline(_config(work))
+    assert (summary.done, summary.skipped) == (2, 1)
+    log = caplog.text
+    assert f"{done['v0']['shard']} is missing" in log and f"{done['v1']['shard']} has" in log and "v0" in log
+    assert verify_output(work / "out") == []
+
+
+def test_check_shards_finds_a_same_size_corruption(work):
+    done = OutputDir(work / "out").done()
+    shard = work / "out" / "shards" / done["v2"]["shard"]
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert run_pipeline(_config(work)).skipped == 3, "the size check alone cannot see it"
+    summary = run_pipeline(_config(work, check_shards=True))
+    assert (summary.done, summary.skipped) == (1, 2)
     assert verify_output(work / "out") == []
 
 
