@@ -1,11 +1,14 @@
 """Checks of ``extract verify`` beyond one shard at a time: the MASN and trajectory index files
-hold exactly the done keys, each linked to its own record's shard."""
+hold exactly the done keys, each linked to its own record's shard, and the done records agree
+on their settings fingerprint."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 
+from extract.fingerprint import FINGERPRINT, differences, known_fingerprints
 from extract.masn_index import MASN_INDEX_FILES
 from extract.store import DONE, INDEX_CONTENTS, MASN_DIR, RUN_FILE, SHARDS_DIR, TRAJECTORIES, TRAJECTORY_INDEX, \
     OutputDir, shard_path
@@ -17,6 +20,23 @@ def _run_json(out: OutputDir) -> dict:
     except (OSError, ValueError):
         return {}
     return run if isinstance(run, dict) else {}
+
+
+def fingerprint_problems(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
+    """One line when the done records were made with more than one settings fingerprint."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key, record in manifest.items():
+        if record["status"] == DONE:
+            groups[str(record.get(FINGERPRINT) or "none (an older version)")].append(key)
+    if len(groups) < 2:
+        return []
+    known = known_fingerprints(_run_json(out))
+    parts = [f"{len(keys)} with {fp[:12]} ({', '.join(sorted(keys)[:3])})" for fp, keys in sorted(groups.items())]
+    line = f"{out.manifest_path}: done videos were made with different settings: {'; '.join(parts)}"
+    prints = sorted(groups)
+    if all(fp in known for fp in prints[:2]):
+        line += " [" + "; ".join(differences(known[prints[0]], known[prints[1]])) + "]"
+    return [line + "; rerun with --reextract to make them agree"]
 
 
 def index_problems(out: OutputDir, manifest: dict[str, dict]) -> list[str]:

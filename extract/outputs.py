@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.integrity import index_problems
+from extract.integrity import fingerprint_problems, index_problems
 from extract.store import (DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file,
                            superseded)
 
@@ -77,7 +77,8 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     Checks: every manifest line is a record; every done record's shard exists (and, with
     ``checksums``, still has the sha256 recorded at commit); its arrays exist, agree on T and
     are finite; failed videos are absent from the MASN index; every index link resolves; every
-    index file holds each done key, linked to its own shard. Copies of a video that a later commit superseded are not problems.
+    index file holds each done key, linked to its own shard; the done records agree on their
+    settings fingerprint. Copies of a video that a later commit superseded are not problems.
     """
     import h5py
 
@@ -106,6 +107,7 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     problems += _verify_unrecorded(out, by_shard, manifest)
     problems += _verify_index(out, manifest)
     problems += index_problems(out, manifest)
+    problems += fingerprint_problems(out, manifest)
     return problems
 
 
@@ -113,7 +115,7 @@ def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]], manifest:
     """Shards no record points to, and videos stored in a shard without a done record for it.
 
     A copy that a later commit superseded (``store.superseded``: the video was extracted again
-    after a torn record or with more stages) is tolerated; the next run removes
+    after a torn record, with more stages, or by --reextract) is tolerated; the next run removes
     a shard that holds only such copies.
     """
     import h5py

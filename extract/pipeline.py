@@ -17,6 +17,7 @@ from pathlib import Path
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
+from extract.fingerprint import FINGERPRINT, check_resume, fingerprint, fingerprint_fields, known_fingerprints
 from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index, shard_damage
 
 log = logging.getLogger("extract")
@@ -95,10 +96,11 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
     """Extract the features of ``config.dataset`` into ``config.out``.
 
     Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
-    weights not cached), OutputLocked (another run on the same OUT).
+    weights not cached), OutputLocked (another run on the same OUT), SettingsChanged (OUT holds
+    videos made with other settings, and ``config.reextract`` is off).
     """
     from extract.datasets import load_dataset
-    from extract.features import build_extractor, configure_threads, resolve_all_weights
+    from extract.features import build_extractor, configure_threads, resolve_all_weights, resolve_device
     from extract.progress import Reporter
 
     start = time.monotonic()
@@ -116,6 +118,11 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
             log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
         for problem in out.read_manifest_checked()[1]:
             log.warning("%s (its video, if any, is extracted again)", problem)
+        fields = fingerprint_fields(config, str(resolve_device(config.runtime.device)))
+        settings = {"sha256": fingerprint(fields), "fields": fields}
+        known = known_fingerprints(_read_run_json(out))
+        if not config.reextract:
+            check_resume(out.done(), settings["sha256"], fields, known, str(out.root))
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
@@ -128,7 +135,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         configure_threads(config)
         extractor = build_extractor(config, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
-        sink = ShardSink(out, attrs)
+        sink = ShardSink(out, attrs, record_extra={FINGERPRINT: settings["sha256"]})
         # Ray draws its own per-operator bars; two live displays garble a terminal.
         mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
         bar = Reporter(mode).videos(len(todo))
@@ -157,21 +164,23 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         finally:
             bar.close()
         build_index(out, config.dataset)
-        if out.clean():  # shards whose every video was extracted again (more stages, a torn record)
+        if out.clean():  # shards whose every video was extracted again (more stages, --reextract)
             log.info("removed shard(s) whose videos were all extracted again")
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records))
+        _write_run_json(out, config, weights_desc, summary, len(records), settings, known)
         return summary
     finally:
         out.unlock()
 
 
 def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
-    """Keys whose done record this run keeps: all of its stages, its shard intact.
+    """Keys whose done record this run keeps: all of its stages, its shard intact, no --reextract.
 
     Videos of a missing or damaged shard are logged and extracted again.
     """
+    if config.reextract:
+        return set()
     done = out.done()
     damage = shard_damage(out, done, checksums=config.check_shards)
     for shard, reason in damage.items():
@@ -181,10 +190,25 @@ def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
     return {k for k, r in done.items() if set(config.stages) <= set(r.get("stages", ())) and r["shard"] not in damage}
 
 
-def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+def _read_run_json(out: OutputDir) -> dict:
+    import json
+
+    try:
+        run = json.loads((out.root / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
+                    settings: dict, known: dict[str, dict]) -> None:
     manifest = out.read_manifest()
+    # Every fingerprint still in the manifest, so that verify and a later refusal can name fields.
+    in_use = {r.get(FINGERPRINT) for r in manifest.values()}
     run = {
         "config": config.model_dump(mode="json"),
+        "fingerprint": settings,
+        "fingerprints": {k: v for k, v in known.items() if k in in_use} | {settings["sha256"]: settings["fields"]},
         "weights": weights,
         "versions": package_versions(),
         "videos": total,

@@ -239,7 +239,7 @@ def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
 
     Shards are numbered in commit order (a number is reused only after its shard is gone), so
     a copy is superseded when the key's done record points to a newer shard: the video was
-    extracted again after a torn record or with more stages.
+    extracted again after a torn record, with more stages, or by --reextract.
     """
     record = latest.get(key)
     return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
@@ -277,9 +277,10 @@ class ShardSink:
         attrs: run metadata stored as attributes of every shard (config, weights, versions).
     """
 
-    def __init__(self, out: OutputDir, attrs: dict) -> None:
+    def __init__(self, out: OutputDir, attrs: dict, record_extra: dict | None = None) -> None:
         self.out = out
         self.attrs = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in attrs.items()}
+        self.record_extra = dict(record_extra or {})  # added to every record (the settings fingerprint)
 
     def on_write_start(self) -> None:
         self.out.shards.mkdir(parents=True, exist_ok=True)
@@ -332,9 +333,9 @@ class ShardSink:
                 continue
             return tmp, final
 
-    @staticmethod
-    def _record(r: VideoResult, status: str, **extra) -> dict:
-        return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **r.info, "time": _now()}
+    def _record(self, r: VideoResult, status: str, **extra) -> dict:
+        return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **self.record_extra,
+                **r.info, "time": _now()}
 
 
 def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
