@@ -221,7 +221,7 @@ def resolve_runtime(runtime: RuntimeConfig) -> RuntimeConfig:
     ``device: auto`` becomes ``cpu`` or ``cuda``; ``threads: 0`` becomes the count
     ``configure_threads`` sets (so configuring the resolved runtime sets the same count).
     """
-    from extract.features import auto_threads, resolve_device
+    from extract.features.runtime import auto_threads, resolve_device
 
     device = resolve_device(runtime.device)
     threads = runtime.threads or auto_threads(device, runtime.model_workers)

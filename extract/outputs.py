@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from extract.integrity import fingerprint_problems, index_problems
-from extract.store import (DONE, FAILED, MASN_DIR, SHARD_SUFFIX, TRAJECTORIES, OutputDir, nan_allowed, sha256_file,
-                           superseded)
+from extract.layout import AXIS_LETTER, SPECS, check_video, nan_allowed
+from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, OutputDir, sha256_file, superseded
 
 
-def _video_arrays(f, key: str) -> dict[str, object]:
+def video_arrays(f, key: str) -> dict[str, object]:
     """Every dataset of ``key`` in an open shard, by array name (``detections/boxes``...)."""
     found = {}
     for group in f:
@@ -47,8 +47,9 @@ def inspect_output(root: Path) -> list[str]:
         try:
             with h5py.File(out.shards / shard, "r") as f:
                 for key in keys:
-                    for name, ds in _video_arrays(f, key).items():
-                        first = "N" if name.startswith(TRAJECTORIES) else "T"
+                    for name, ds in video_arrays(f, key).items():
+                        spec = SPECS.get(name)
+                        first = AXIS_LETTER[spec.axis] if spec else "?"
                         shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
         except OSError as e:
             lines.append(f"shard {shard} cannot be read ({e})")
@@ -75,10 +76,12 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     """Problems found in ``root``; an empty list means the output is sound.
 
     Checks: every manifest line is a record; every done record's shard exists (and, with
-    ``checksums``, still has the sha256 recorded at commit); its arrays exist, agree on T and
-    are finite; failed videos are absent from the MASN index; every index link resolves; every
-    index file holds each done key, linked to its own shard; the done records agree on their
-    settings fingerprint. Copies of a video that a later commit superseded are not problems.
+    ``checksums``, still has the sha256 recorded at commit); its arrays exist, have the names,
+    dtypes and trailing shapes of the layout (``extract.layout``), agree on T, N and F, and are
+    finite where NaN is not legal; failed videos are absent from the MASN index; every index
+    link resolves; every index file holds each done key, linked to its own shard; the done
+    records agree on their settings fingerprint. Copies of a video that a later commit
+    superseded are not problems.
     """
     import h5py
 
@@ -140,13 +143,11 @@ def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]], manifest:
 
 
 def _verify_video(f, key: str, record: dict, shard: str) -> list[str]:
-    arrays = _video_arrays(f, key)
+    arrays = video_arrays(f, key)
     if not arrays:
         return [f"{key}: manifest says done in {shard} but the shard has no data for it"]
-    problems = []
-    steps = {name: ds.shape[0] for name, ds in arrays.items() if not name.startswith(TRAJECTORIES)}
-    if len(set(steps.values())) > 1:
-        problems.append(f"{key}: arrays disagree on T: {steps}")
+    problems = [f"{key}: {p}" for p in check_video({name: (ds.shape, ds.dtype) for name, ds in arrays.items()})]
+    steps = {name: ds.shape[0] for name, ds in arrays.items() if name in SPECS and SPECS[name].axis == "step"}
     if record.get("steps") is not None and steps and set(steps.values()) != {record["steps"]}:
         problems.append(f"{key}: manifest T = {record['steps']} but arrays have {sorted(set(steps.values()))}")
     for name, ds in arrays.items():

@@ -18,7 +18,8 @@ from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
 from extract.fingerprint import FINGERPRINT, check_resume, fingerprint, fingerprint_fields, known_fingerprints
-from extract.store import FAILED, RUN_FILE, OutputDir, ShardSink, VideoResult, build_index, shard_damage
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, build_index, shard_damage
+from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")
 
@@ -36,6 +37,7 @@ class RunSummary:
     skipped: int = 0
     frames: int = 0
     wall_s: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) or SIGTERM; run.json and the index cover what was done
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -82,7 +84,7 @@ def _git_state(root: Path) -> dict[str, str]:
 
 
 def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dict[str, str]:
-    from extract.features import required_weights
+    from extract.features.build import required_weights
 
     specs = required_weights(config, config.stages)
     return {
@@ -92,15 +94,19 @@ def describe_weights(config: RunConfig, resolved: dict[str, Path | None]) -> dic
     }
 
 
-def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSummary:
+def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TIMER) -> RunSummary:
     """Extract the features of ``config.dataset`` into ``config.out``.
+
+    ``timer`` (``extract.timing``) gets the local executor's sections: decode, write and the
+    model passes (``extract bench``); the Ray executor times nothing.
 
     Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
     weights not cached), OutputLocked (another run on the same OUT), SettingsChanged (OUT holds
     videos made with other settings, and ``config.reextract`` is off).
     """
     from extract.datasets import load_dataset
-    from extract.features import build_extractor, configure_threads, resolve_all_weights, resolve_device
+    from extract.features.build import resolve_all_weights
+    from extract.features.runtime import resolve_device
     from extract.progress import Reporter
 
     start = time.monotonic()
@@ -132,15 +138,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         if config.executor == "local":
             # Recorded as used; Ray actors resolve "auto" and 0 each on its own node.
             config = config.model_copy(update={"runtime": resolve_runtime(config.runtime)})
-        configure_threads(config)
-        extractor = build_extractor(config, config.stages, weights, config.linking)
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
         sink = ShardSink(out, attrs, record_extra={FINGERPRINT: settings["sha256"]})
         # Ray draws its own per-operator bars; two live displays garble a terminal.
         mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
         bar = Reporter(mode).videos(len(todo))
 
-        def on_result(result: VideoResult) -> None:
+        def on_result(result: Committed) -> None:
             summary.done += result.ok
             summary.failed += not result.ok
             summary.frames += result.info.get("grid", 0)
@@ -149,8 +153,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
         try:
             if config.executor == "local":
                 from extract.executors.local import execute_local
+                from extract.features.build import build_extractor
+                from extract.features.runtime import configure_threads
 
-                execute_local(config, todo, extractor, sink, on_result)
+                # Ray builds the models in its actors only; the driver builds none.
+                configure_threads(config)
+                extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
+                execute_local(config, todo, extractor, sink, on_result, timer=timer)
             else:
                 from extract.executors.ray import execute_ray
 
@@ -161,14 +170,20 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None) -> RunSumma
                 f"writing to {out.root} failed ({e}). Committed videos are kept and no partial shard is "
                 "visible: fix the cause (disk space, permissions) and rerun the same command to resume."
             ) from e
+        except KeyboardInterrupt as e:
+            # Ctrl-C or SIGTERM: what is committed is indexed and recorded below, then the interrupt goes on.
+            summary.interrupted = True
+            interrupt = e
         finally:
             bar.close()
         build_index(out, config.dataset)
-        if out.clean():  # shards whose every video was extracted again (more stages, --reextract)
-            log.info("removed shard(s) whose videos were all extracted again")
+        if not summary.interrupted and out.clean():  # shards whose every video was extracted again
+            log.info("removed shard(s) whose videos were all extracted again (more stages, --reextract)")
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records), settings, known)
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights), settings, known)
+        if summary.interrupted:
+            raise interrupt
         return summary
     finally:
         out.unlock()
@@ -200,8 +215,15 @@ def _read_run_json(out: OutputDir) -> dict:
     return run if isinstance(run, dict) else {}
 
 
+def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
+    """sha256 of each weights file by role (None: random initialisation); hashed once when checked."""
+    from extract.models.weights import file_sha256
+
+    return {role: file_sha256(path) if path else None for role, path in resolved.items()}
+
+
 def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
-                    settings: dict, known: dict[str, dict]) -> None:
+                    weights_sha256: dict[str, str | None], settings: dict, known: dict[str, dict]) -> None:
     manifest = out.read_manifest()
     # Every fingerprint still in the manifest, so that verify and a later refusal can name fields.
     in_use = {r.get(FINGERPRINT) for r in manifest.values()}
@@ -210,6 +232,7 @@ def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: R
         "fingerprint": settings,
         "fingerprints": {k: v for k, v in known.items() if k in in_use} | {settings["sha256"]: settings["fields"]},
         "weights": weights,
+        "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
         "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},

@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from extract.atomic import TMP_SUFFIX, atomic_path, atomic_write
+from extract import layout
+from extract.layout import TRAJECTORY_GROUP, nan_allowed, shard_path
 from extract.masn_index import MASN_INDEX_FILES
+
+__all__ = ["Committed", "OutputDir", "ShardSink", "VideoResult", "build_index", "nan_allowed", "shard_path"]
 
 SHARDS_DIR = "shards"
 SHARD_PREFIX = "part-"
@@ -40,33 +44,25 @@ LOCK_FILE = ".lock"
 MASN_DIR = "masn"
 
 TRAJECTORY_INDEX = "trajectories.h5"
-TRAJECTORIES = "trajectories"  # shard group; its boxes are NaN where a trajectory is absent
+TRAJECTORIES = TRAJECTORY_GROUP  # shard group; its boxes are NaN where a trajectory is absent
 
 DONE = "done"
 FAILED = "failed"
 
 # MASN index file role -> (stages that produce it, {group inside the index file: shard array}).
 INDEX_CONTENTS = {
-    "appearance_global": ({"appearance"}, {"": "appearance"}),
-    "motion_global": ({"motion"}, {"": "motion"}),
-    "appearance_objects": ({"objects"}, {"image_features": "image_features", "spatial_features": "spatial_features"}),
-    "motion_objects": ({"objects", "motion"}, {"": "motion_objects"}),
+    "appearance_global": ({"appearance"}, {"": layout.APPEARANCE.name}),
+    "motion_global": ({"motion"}, {"": layout.MOTION.name}),
+    "appearance_objects": (
+        {"objects"},
+        {"image_features": layout.IMAGE_FEATURES.name, "spatial_features": layout.SPATIAL_FEATURES.name},
+    ),
+    "motion_objects": ({"objects", "motion"}, {"": layout.MOTION_OBJECTS.name}),
 }
 
 
 class OutputLocked(RuntimeError):
     """Another run holds the output directory."""
-
-
-def shard_path(name: str, key: str) -> str:
-    """Where array ``name`` of video ``key`` lives inside a shard."""
-    group, _, leaf = name.partition("/")
-    return f"{group}/{key}/{leaf}" if leaf else f"{group}/{key}"
-
-
-def nan_allowed(name: str) -> bool:
-    """Whether NaN is a legitimate value of array ``name`` (absent trajectory boxes)."""
-    return name.split("/")[0] == TRAJECTORIES
 
 
 def sha256_file(path: Path) -> str:
@@ -94,6 +90,24 @@ class VideoResult:
     @property
     def ok(self) -> bool:
         return self.features is not None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A video's manifest record once committed: what the executors report to ``on_result``.
+
+    ok: its features are in a shard (status done); else ``reason`` says why it failed.
+    info: the whole record (shard, duration, grid size, frame size...).
+    """
+
+    key: str
+    ok: bool
+    reason: str
+    info: dict
+
+    @staticmethod
+    def of(record: dict) -> Committed:
+        return Committed(record["key"], record["status"] == DONE, record["reason"], record)
 
 
 class OutputDir:

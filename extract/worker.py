@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from extract.datasets.base import VideoRecord
+from extract.decoded import from_row, to_row
+from extract.layout import nan_allowed
 from extract.lifetime import die_with_parent
 from extract.sampling import SamplingConfig
-from extract.store import VideoResult, nan_allowed
+from extract.store import VideoResult
 from extract.video import DecodeConfig, DecodedVideo, DecodeError, VideoFile, open_video
 
 if TYPE_CHECKING:  # decode and write workers never load the models
-    from extract.features import FeatureExtractor
+    from extract.features.extractor import FeatureExtractor
+    from extract.features.result import VideoFeatures
 
 Decoded = DecodedVideo | VideoFile  # a whole decoded video, or an opened one to stream in parts
 
@@ -60,23 +63,23 @@ def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeC
         video.close()
 
 
-STREAM = "stream"  # a child's answer for a video to stream in parts: a decord reader cannot cross processes
 CRASHED = "decoder crashed: the decoding process died (a segfault or abort in native decoder code)"
 
 
-def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> tuple[object, float]:
-    """``decode_record`` as a child process runs it: (decoded video, failed result or STREAM, seconds)."""
+def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> tuple[dict, float]:
+    """``decode_record`` as a child process runs it: (its ``extract.decoded`` row, seconds)."""
     start = time.perf_counter()
-    decoded = decode_record(record, sampling, config)
-    if isinstance(decoded, VideoFile):
-        decoded.close()
-        decoded = STREAM
-    return decoded, time.perf_counter() - start
+    row = to_row(record.key, str(record.path), decode_record(record, sampling, config))
+    return row, time.perf_counter() - start
 
 
 def _child_init() -> None:
-    """In each decoding child: die with the forkserver (its parent), which dies with the run."""
+    """In each decoding child: die with the forkserver (its parent), which dies with the run; ignore
+    Ctrl-C, which reaches the whole process group: the run handles it and closes this child."""
+    import signal
+
     die_with_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class DecodeProcess:
@@ -85,7 +88,7 @@ class DecodeProcess:
     A crash inside native decoder code (a segfault) then kills the child, not the run: every
     video queued in that child is decoded again alone in a fresh one, and the one that crashes
     again fails with ``CRASHED``. A long video is only opened and checked in the child; its
-    parts are decoded in this process (``STREAM``). The children are forked from a server that
+    parts are decoded in this process. The child answers with ``extract.decoded`` rows. The children are forked from a server that
     has torch and decord loaded once (``forkserver``): starting one is cheap.
 
     Args:
@@ -93,7 +96,7 @@ class DecodeProcess:
     """
 
     def __init__(self, sampling: SamplingConfig, config: DecodeConfig,
-                 decode: Callable[..., tuple[object, float]] = decode_in_child) -> None:
+                 decode: Callable[..., tuple[dict, float]] = decode_in_child) -> None:
         self.sampling, self.config, self._decode = sampling, config, decode
         self._pool = self._start()
 
@@ -119,21 +122,20 @@ class DecodeProcess:
         """``record`` decoded (or opened, to stream), or its failed result; and the decode seconds."""
         pool, future = handle
         try:
-            decoded, seconds = future.result()
+            row, seconds = future.result()
         except BrokenProcessPool:
             if pool is self._pool:
                 self._pool = self._start()
-            decoded, seconds = self._alone(record)
-        if decoded == STREAM:
-            decoded = open_record(record, self.sampling, self.config)
-        return decoded, seconds
+            row, seconds = self._alone(record)
+        decoded = from_row(row, self.sampling)
+        return (open_record(record, self.sampling, self.config) if decoded is None else decoded), seconds
 
-    def _alone(self, record: VideoRecord) -> tuple[object, float]:
+    def _alone(self, record: VideoRecord) -> tuple[dict, float]:
         with self._start() as pool:
             try:
                 return pool.submit(self._decode, record, self.sampling, self.config).result()
             except BrokenProcessPool:
-                return VideoResult(record.key, str(record.path), reason=CRASHED), 0.0
+                return to_row(record.key, str(record.path), VideoResult(record.key, str(record.path), reason=CRASHED)), 0.0
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -180,11 +182,11 @@ def _extract_batch(extractor: FeatureExtractor, records, videos) -> list[VideoRe
         if len(videos) == 1:
             return [_model_error(records[0], e)]
         return [r for rec, vid in zip(records, videos) for r in _extract_batch(extractor, [rec], [vid])]
-    return [_result(extractor, rec, vid, out) for rec, vid, out in zip(records, videos, outputs)]
+    return [_finished(extractor, rec, vid, out) for rec, vid, out in zip(records, videos, outputs)]
 
 
 def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: VideoFile) -> VideoResult:
-    from extract.features import merge_parts
+    from extract.features.result import merge_parts
 
     try:
         parts = []
@@ -198,23 +200,25 @@ def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: V
         return _decode_failure(record, e)
     finally:
         video.close()
-    features = merge_parts(parts)
-    if "trajectories" in extractor.stages:
-        extractor.link_trajectories(features, video.trajectory_steps / video.sampling.fps, video.duration)
-    return _result(extractor, record, video, features)
+    return _finished(extractor, record, video, merge_parts(parts))
 
 
 def _model_error(record: VideoRecord, e: Exception) -> VideoResult:
     return VideoResult(record.key, str(record.path), reason=f"model error: {type(e).__name__}: {e}")
 
 
-def _result(extractor: FeatureExtractor, record: VideoRecord, video: Decoded, features: dict) -> VideoResult:
+def _finished(extractor: FeatureExtractor, record: VideoRecord, video: Decoded, features: VideoFeatures) -> VideoResult:
+    """The result of a whole video (decoded whole or from its parts): its trajectories linked
+    (the one place they are), then its arrays checked for non-finite values."""
+    try:
+        arrays = extractor.finish(features, video).arrays()
+    except Exception as e:  # noqa: BLE001 - a linking error fails this video only
+        return _model_error(record, e)
     bad = [
         name
-        for name, array in features.items()
+        for name, array in arrays.items()
         if array.dtype.kind == "f" and not nan_allowed(name) and not np.isfinite(array).all()
     ]
     if bad:
         return VideoResult(record.key, str(record.path), reason=f"non-finite values in {', '.join(sorted(bad))}")
-    return VideoResult(record.key, str(record.path), features=features, info=video_info(video, extractor.stages))
-
+    return VideoResult(record.key, str(record.path), features=arrays, info=video_info(video, extractor.stages))

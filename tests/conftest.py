@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
+from extract.compare import differences, read_features  # noqa: F401 - read_features: the tests import it from here
 from extract.config import RunConfig, deep_merge, load_config
 from extract.datasets.tgif import write_tgif_questions
-from extract.outputs import _video_arrays
-from extract.store import OutputDir
 from media import write_gif, write_mp4
 
 ALL_STAGES = "appearance,objects,motion"
@@ -70,22 +67,7 @@ def folder_videos(tmp_path) -> Path:
     return d
 
 
-def read_features(out: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every array of every done video in OUT, read from the shard its record names."""
-    arrays = {}
-    for key, record in OutputDir(out).done().items():
-        with h5py.File(out / "shards" / record["shard"], "r") as f:
-            arrays[key] = {name: ds[()] for name, ds in _video_arrays(f, key).items()}
-    return arrays
-
-
 def assert_same_features(got: Path, want: Path) -> None:
     """The same videos with the same arrays, bit for bit."""
-    a, b = read_features(got), read_features(want)
-    assert a.keys() == b.keys()
-    for key in b:
-        assert a[key].keys() == b[key].keys(), key
-        for name in b[key]:
-            assert a[key][name].dtype == b[key][name].dtype, f"{key}/{name}"
-            floats = a[key][name].dtype.kind == "f"
-            assert np.array_equal(a[key][name], b[key][name], equal_nan=floats), f"{key}/{name} differs"
+    problems = differences(got, want)
+    assert not problems, problems[:10]

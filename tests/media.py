@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.synthetic import save_gif
+
 FPS_RATES = {25: Fraction(25), 29.97: Fraction(30000, 1001), 30: Fraction(30)}
 
 
@@ -25,11 +27,7 @@ def write_gif(path: Path, delays_ms: list[int], size: tuple[int, int] = (72, 96)
     from PIL import Image
 
     h, w = size
-    frames = [Image.fromarray(pattern(i, h, w)) for i in range(len(delays_ms))]
-    frames[0].save(
-        path, save_all=True, append_images=frames[1:], duration=delays_ms, loop=0, optimize=False, disposal=1
-    )
-    return path
+    return save_gif(path, [Image.fromarray(pattern(i, h, w)) for i in range(len(delays_ms))], delays_ms)
 
 
 def write_mp4(path: Path, fps: float, num_frames: int, size: tuple[int, int] = (64, 96)) -> Path:

@@ -13,10 +13,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from extract.bench import BENCH_STAGES, NaiveExtractor, write_synthetic
+from extract.bench import BENCH_STAGES, write_synthetic
+from extract.bench.run import baseline_config
 from extract.cli import app
 from extract.names import STAGES
-from extract.features import build_extractor, cpu_count, plan_frames
+from extract.features import build_extractor, cpu_count, naive_extractor, plan_frames
 from extract.linking import LinkConfig
 from extract.video import decode
 from conftest import tiny_models
@@ -54,10 +55,11 @@ def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
     config = tiny_models()
     extractor = build_extractor(config, STAGES, linking=LinkConfig(min_score=0.0))
     assert extractor.workers() == min(2, cpu_count())
-    naive = NaiveExtractor(extractor)
+    naive = naive_extractor(extractor, baseline_config(config))
     optimized = extractor(synthetic)
-    for video, got in zip(synthetic, optimized):
-        want = naive.extract(video)
+    for video, features in zip(synthetic, optimized):
+        got = extractor.finish(features, video).arrays()
+        want = naive.finish(naive([video])[0], video).arrays()
         assert got.keys() == want.keys()
         assert got["trajectories/features"].shape[0] > 0
         for name, expected in want.items():
@@ -71,7 +73,7 @@ def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
 def test_bf16_autocast_option_keeps_float32_outputs(tmp_path, one_thread):
     video = decode(write_gif(tmp_path / "short.gif", [100, 100, 100], size=(64, 80)))  # one step
     config = tiny_models(runtime={"batch_size": 1, "amp": True})
-    (out,) = build_extractor(config, ["appearance", "objects", "motion"])([video])
+    out = build_extractor(config, ["appearance", "objects", "motion"])([video])[0].arrays()
     assert out["appearance"].shape == (1, 2048) and out["motion_objects"].shape == (1, 10, 2048)
     for name, array in out.items():
         assert array.dtype in (np.float32, np.int64) and np.isfinite(array).all(), name

@@ -3,6 +3,8 @@ passes, one-video-at-a-time runs, and the spatial formula written out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from extract.features import build_extractor
 from extract.geometry import spatial_features
 from extract.masn_index import index_paths
 from extract.pipeline import run_pipeline
-from extract.video import decode
+from extract.video import DecodeConfig, decode
 from media import write_gif, write_mp4
 
 CONFIG = tiny_models(runtime={"batch_size": 4})
@@ -39,7 +41,7 @@ def videos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def outputs(extractor, videos):
-    return extractor(videos)
+    return [features.arrays() for features in extractor(videos)]
 
 
 def _frames01(frames: np.ndarray) -> torch.Tensor:
@@ -85,7 +87,7 @@ def test_motion_objects_use_exactly_the_detection_boxes(extractor, videos, outpu
 
 def test_batched_features_equal_one_video_at_a_time(extractor, videos, outputs):
     for video, batched in zip(videos, outputs):
-        (alone,) = extractor([video])
+        alone = extractor([video])[0].arrays()
         assert alone.keys() == batched.keys()
         for name in alone:
             np.testing.assert_allclose(batched[name], alone[name], atol=1e-5, err_msg=name)
@@ -149,3 +151,39 @@ def test_masn_loader_reads_and_pads_the_four_files(tmp_path, folder_videos):
               for i in range(5)]
     assert padded[0].shape == (len(keys), t_max, 2048) and padded[2].shape == (len(keys), t_max, 10, 2048)
     assert padded[3].shape == (len(keys), t_max, 10, 6)
+
+
+class _FixedDetections:
+    """A ``DetectionSource`` that reads no pixels: one box per frame, its x1 the frame's time
+    in tenths of a second, as external detections keyed by (video, time) would be."""
+
+    class_names = ["__background__", "thing"]
+
+    def __init__(self):
+        self.calls = []
+
+    def detect(self, frames, pixels, top_k):
+        from extract.models.detector import Detections
+
+        self.calls += [(Path(f.video.path).name, f.time) for f in frames]
+        return [
+            Detections(torch.tensor([[10 * f.time, 2.0, 10 * f.time + 20.0, 30.0]]), torch.tensor([0.9]), torch.tensor([1]))
+            for f in frames
+        ]
+
+
+def test_a_detection_source_replaces_the_detector(tmp_path):
+    from extract.features.detection import ModelDetections
+
+    video = decode(write_gif(tmp_path / "d.gif", [100] * 25, size=(64, 72)), config=DecodeConfig(max_side=48))  # downscaled
+    source = _FixedDetections()
+    extractor = build_extractor(CONFIG, ["appearance", "objects", "trajectories"], detections=source)
+    assert extractor.detections is source and not any(isinstance(m, ModelDetections) for m in extractor.modules())
+    arrays = extractor.finish(extractor([video])[0], video).arrays()
+    times = video.steps / video.sampling.fps
+    assert sorted(t for _, t in source.calls) == sorted(set(times) | set(video.trajectory_steps / video.sampling.fps))
+    sx, sy = video.scale
+    boxes = arrays["detections/boxes"][:, 0]  # stored in the file's pixels
+    ones = np.ones_like(times)
+    np.testing.assert_allclose(boxes, np.stack([10 * times * sx, 2 * sy * ones, (10 * times + 20) * sx, 30 * sy * ones], 1), rtol=1e-6)
+    assert (arrays["detections/num_boxes"] == 1).all() and set(arrays["trajectories/label_names"]) == {b"thing"}

@@ -110,7 +110,8 @@ def test_second_run_on_same_out_refuses(tmp_path):
 
 def test_missing_weights_stop_before_any_work(tmp_path, folder_videos):
     out = tmp_path / "out"
-    with pytest.raises(Exception, match=r"resnet50-11ad3fa6\.pth.*--weights") as info:
+    (tmp_path / "no_weights").mkdir()
+    with pytest.raises(Exception, match=r"resnet50-11ad3fa6\.pth") as info:
         run_pipeline(tiny_config("folder", out, videos=folder_videos, weights=str(tmp_path / "no_weights")))
     assert type(info.value).__name__ == "WeightsUnavailable"
     assert not (out / "shards").exists() and not (out / "manifest.jsonl").exists()

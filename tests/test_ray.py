@@ -173,3 +173,15 @@ def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local
     assert resumed.failed == 1, "the corrupt video is retried, and fails again"
     assert_exactly_once(out)
     assert_same_features(out, local_out)
+
+
+def test_driver_builds_no_model(tmp_path, folder_videos, monkeypatch):
+    """With ``--executor ray`` only the actors build the models."""
+    import extract.executors.ray as ray_executor
+    import extract.features.build as build
+
+    built, executed = [], []
+    monkeypatch.setattr(build, "build_extractor", lambda *args, **kwargs: built.append(args))
+    monkeypatch.setattr(ray_executor, "execute_ray", lambda config, todo, *rest: executed.append(len(todo)))
+    run_pipeline(tiny_config("folder", tmp_path / "out", videos=folder_videos, executor="ray"))
+    assert executed == [3] and built == []

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -93,6 +94,44 @@ def test_shard_edited_after_commit(out):
     assert any("changed after commit" in p for p in verify_output(out))
     proc = subprocess.run([sys.executable, "-m", "extract", "verify", str(out)], capture_output=True, text=True)
     assert proc.returncode == 1 and "changed after commit" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "name, bad, expected",
+    [
+        ("image_features", lambda a: a[:, :, :100], "image_features has shape"),  # trailing 2048 cut
+        ("detections/labels", lambda a: a.astype(np.float32), "detections/labels has dtype float32, expected int64"),
+        ("spatial_features", lambda a: a[..., None], "spatial_features has shape"),  # one axis too many
+        ("detections/scores", lambda a: a[:, :5], "arrays disagree on objects"),  # 5 slots, the others 10
+    ],
+)
+def test_wrongly_shaped_or_typed_array(out, name, bad, expected):
+    group, _, leaf = name.partition("/")
+    with h5py.File(_shard_of(out, "v1"), "a") as f:
+        node = f[group]["v1"] if leaf else f[group]
+        field = leaf or "v1"
+        data = bad(node[field][()])
+        del node[field]
+        node[field] = data
+    assert any(p.startswith("v1: ") and expected in p for p in verify_output(out, checksums=False))
+    proc = subprocess.run([sys.executable, "-m", "extract", "verify", "--no-checksums", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1 and expected in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_array_not_in_the_layout(out):
+    with h5py.File(_shard_of(out, "v0"), "a") as f:
+        f["detections"]["v0"]["extra"] = np.zeros(3)
+    assert any("v0: detections/extra is not in the layout" in p for p in verify_output(out, checksums=False))
+
+
+def test_compare_outputs_script_finds_a_changed_value(pristine, out):
+    script = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "compare_outputs.py")]
+    same = subprocess.run(script + [str(out), str(pristine)], capture_output=True, text=True)
+    assert same.returncode == 0 and "identical: 3 videos" in same.stdout, same.stdout + same.stderr
+    with h5py.File(_shard_of(out, "v2"), "a") as f:
+        f["detections"]["v2"]["boxes"][0, 0, 0] += 0.5
+    changed = subprocess.run(script + [str(out), str(pristine)], capture_output=True, text=True)
+    assert changed.returncode == 1 and "v2/detections/boxes: values differ" in changed.stdout
 
 
 def _index(out, name: str = "res152_avgpool.hdf5"):

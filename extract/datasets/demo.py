@@ -38,6 +38,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from extract.synthetic import SHAPES, draw_shape, save_gif
+
 from .base import AnnotationError
 from .tgif import TASKS, question_file, write_tgif_questions
 
@@ -50,7 +52,6 @@ COLORS = {  # name -> RGB; saturated, so they stand apart from the grey backgrou
     "yellow": (235, 200, 30),
     "purple": (150, 60, 200),
 }
-SHAPES = ("circle", "square", "triangle")
 ACTIONS = ("move left", "move right", "move up", "move down", "grow", "shrink")
 DELAYS_MS = (40, 70, 100)  # GIF stores centiseconds: keep multiples of 10 ms
 MIN_SLOT_MS = 300  # > 100 ms (longest delay) + 1/6 s (grid step): every blink slot is seen at 6 fps
@@ -213,7 +214,7 @@ def _frames(video: _Video) -> list:
     for delay in video.delays_ms:
         frame = canvas.copy()
         if (start * slots // total) % 2 == 0:  # even slot: visible
-            draw_shape(ImageDraw.Draw(frame), video.shape, _state_at(video, start / total), 2)
+            draw_shape(ImageDraw.Draw(frame), video.shape, *_state_at(video, start / total), fill=2)
         frames.append(frame)
         start += delay
     return frames
@@ -228,35 +229,11 @@ def _state_at(video: _Video, progress: float) -> tuple[float, float, float]:
     return tuple(a + (b - a) * fraction for a, b in zip(begin, end))
 
 
-def draw_shape(draw, shape: str, state: tuple[float, float, float], fill) -> None:
-    """Draw ``shape`` (circle, square or triangle) of size ``state = (cx, cy, r)`` with ``fill``;
-    :func:`shape_box` gives its extent."""
-    cx, cy, r = state
-    if shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif shape == "square":
-        half = 0.85 * r  # about the area of the circle
-        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=fill)
-    else:  # equilateral, pointing up, centroid at (cx, cy)
-        draw.polygon([(cx, cy - r), (cx + 0.866 * r, cy + 0.5 * r), (cx - 0.866 * r, cy + 0.5 * r)], fill=fill)
-
-
-def shape_box(shape: str, state: tuple[float, float, float]) -> tuple[float, float, float, float]:
-    """The ``(x1, y1, x2, y2)`` extent of what :func:`draw_shape` draws, unclipped."""
-    cx, cy, r = state
-    if shape == "circle":
-        return cx - r, cy - r, cx + r, cy + r
-    if shape == "square":
-        return cx - 0.85 * r, cy - 0.85 * r, cx + 0.85 * r, cy + 0.85 * r
-    return cx - 0.866 * r, cy - r, cx + 0.866 * r, cy + 0.5 * r
-
-
 def _write_demo(root: Path, videos: list[_Video], seed: int) -> None:
     (root / "gifs").mkdir()
     for video in videos:
         frames = _frames(video)
-        frames[0].save(root / "gifs" / f"{video.gif_name}.gif", save_all=True, append_images=frames[1:],
-                       duration=list(video.delays_ms), loop=0, optimize=False, disposal=1)
+        save_gif(root / "gifs" / f"{video.gif_name}.gif", frames, video.delays_ms)
     for split, prefix in (("train", "Train"), ("test", "Test")):
         rows: dict[str, list[dict]] = {task: [] for task in TASKS}
         for video in videos:

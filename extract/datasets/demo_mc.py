@@ -42,7 +42,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from .base import AnnotationError
-from .demo import COLORS, SHAPES, draw_shape, read_marker, shape_box, write_generated
+from extract.synthetic import draw_shape, shape_box
+
+from .demo import COLORS, SHAPES, read_marker, write_generated
 from .nextqa import COLUMNS
 
 GENERATOR_VERSION = 1
@@ -91,7 +93,7 @@ class Track:
         c = self.centre(t)
         if c is None:
             return None
-        x1, y1, x2, y2 = shape_box(self.shape, (*c, self.radius))
+        x1, y1, x2, y2 = shape_box(self.shape, *c, self.radius)
         x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
         return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
 
@@ -216,7 +218,7 @@ def _step(p: tuple[float, float], action: str, distance: float) -> tuple[float, 
 
 
 def _inside(scene: Scene, track: Track, t: float) -> bool:
-    x1, y1, x2, y2 = shape_box(track.shape, (*track.centre(t), track.radius))
+    x1, y1, x2, y2 = shape_box(track.shape, *track.centre(t), track.radius)
     return x1 >= 2 and y1 >= 2 and x2 <= scene.width - 2 and y2 <= scene.height - 2
 
 
@@ -322,7 +324,7 @@ def drawn_box(scene: Scene, track: Track, t: float) -> tuple[int, int, int, int]
     if track.box(t, scene.width, scene.height) is None:
         return None
     mask = Image.new("L", (scene.width, scene.height), 0)
-    draw_shape(ImageDraw.Draw(mask), track.shape, (*track.centre(t), track.radius), 255)
+    draw_shape(ImageDraw.Draw(mask), track.shape, *track.centre(t), track.radius, fill=255)
     return mask.getbbox()
 
 
@@ -336,7 +338,7 @@ def render(scene: Scene) -> list:
         draw = ImageDraw.Draw(image)
         for track in scene.tracks:
             if track.box(t, scene.width, scene.height) is not None:
-                draw_shape(draw, track.shape, (*track.centre(t), track.radius), COLORS[track.color])
+                draw_shape(draw, track.shape, *track.centre(t), track.radius, fill=COLORS[track.color])
         frames.append(image)
     return frames
 

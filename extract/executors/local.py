@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 from extract.config import RunConfig
 from extract.datasets.base import VideoRecord
-from extract.features import FeatureExtractor
-from extract.store import ShardSink, VideoResult
-from extract.timing import NO_TIMER
+from extract.features.extractor import FeatureExtractor
+from extract.store import Committed, ShardSink, VideoResult
+from extract.timing import NO_TIMER, NullTimer, StageTimer
 from extract.worker import DecodeProcess, extract_group
 
 
@@ -24,10 +24,13 @@ def execute_local(
     todo: Sequence[VideoRecord],
     extractor: FeatureExtractor,
     sink: ShardSink,
-    on_result: Callable[[VideoResult], None],
+    on_result: Callable[[Committed], None],
+    *,
+    timer: NullTimer | StageTimer = NO_TIMER,
 ) -> None:
-    """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video."""
-    timer = getattr(extractor, "timer", NO_TIMER)
+    """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video's
+    committed record. ``timer`` gets the sections ``decode`` and ``write`` (the extractor's
+    own timer, the model sections)."""
     decoder = DecodeProcess(config.sampling, config.decode)
 
     def decoded(record: VideoRecord, handle) -> object:
@@ -51,17 +54,18 @@ def execute_local(
                 pending.append((nxt, decoder.submit(nxt)))
             group.append((record, decoded(record, handle)))
             if len(group) >= config.shard_videos or not pending:
-                _commit(extractor, sink, group, on_result)
+                _commit(extractor, sink, group, on_result, timer)
                 group = []
     finally:
         decoder.close()
 
 
-def _commit(extractor, sink: ShardSink, group, on_result) -> None:
+def _commit(extractor, sink: ShardSink, group, on_result, timer) -> None:
     failed = [decoded for _, decoded in group if isinstance(decoded, VideoResult)]
     ok = [(record, decoded) for record, decoded in group if not isinstance(decoded, VideoResult)]
     results = failed + (extract_group(extractor, *zip(*ok)) if ok else [])
-    with getattr(extractor, "timer", NO_TIMER)("write"):
-        sink.on_write_complete(sink.write(results))
-    for result in results:
-        on_result(result)
+    with timer("write"):
+        records = sink.write(results)
+        sink.on_write_complete(records)
+    for record in records:
+        on_result(Committed.of(record))

@@ -44,9 +44,10 @@ from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult, _gen_datasink_write_result
 
 from extract.datasets.base import VideoRecord
+from extract.decoded import from_row, to_row
 from extract.sampling import SamplingConfig
-from extract.store import DONE, ShardSink, VideoResult
-from extract.video import DecodeConfig, DecodedVideo, VideoFile
+from extract.store import Committed, ShardSink, VideoResult
+from extract.video import DecodeConfig
 from extract.worker import decode_record, extract_group, open_record
 
 if TYPE_CHECKING:
@@ -58,16 +59,13 @@ GPU_ACTOR_CPUS = 1.0  # a GPU actor's host thread: moves frames, resizes, runs t
 CPU_ACTOR_CPUS = 0.5  # the one CPU actor of a GPU-less cluster: under a core, so decoding always runs
 WRITE_CPUS = 0.25  # an HDF5 shard write is mostly I/O
 
-# The row of a video that failed to decode: empty arrays keep every row's columns alike.
-_NO_FRAMES = np.zeros((0, 0, 0, 3), np.uint8)
-
 
 def execute_ray(
     config: RunConfig,
     todo: Sequence[VideoRecord],
     weights: dict,
     sink: ShardSink,
-    on_result: Callable[[VideoResult], None],
+    on_result: Callable[[Committed], None],
 ) -> None:
     """Process ``todo`` on a Ray cluster and commit every batch through ``sink``.
 
@@ -165,29 +163,9 @@ def _gpu_actors(config: RunConfig) -> int:
 
 
 def _decode_row(row: dict, sampling: SamplingConfig, decode: DecodeConfig) -> dict:
-    """Decode one video: a row with its frames, with ``stream`` set for a video of several
-    parts (the actor streams it from the file), or with the reason it failed (never raises)."""
+    """Decode one video into its ``extract.decoded`` row (never raises)."""
     record = VideoRecord(row["key"], Path(row["path"]))
-    decoded = decode_record(record, sampling, decode)
-    empty = np.zeros(0, np.int64)
-    if isinstance(decoded, VideoFile):
-        decoded.close()
-    if not isinstance(decoded, DecodedVideo):
-        return {
-            "key": record.key, "path": row["path"], "reason": decoded.reason if isinstance(decoded, VideoResult) else "",
-            "stream": isinstance(decoded, VideoFile), "frames": _NO_FRAMES, "grid": empty, "pts": np.zeros(0),
-            "duration": 0.0, "steps": empty, "trajectory_steps": empty, "source_size": np.zeros(2, np.int64),
-        }
-    return {
-        "key": record.key, "path": row["path"], "reason": "", "stream": False,
-        "frames": decoded.frames,  # [U, h, w, 3] uint8
-        "grid": decoded.grid,  # [n6] int64, indices into frames
-        "pts": decoded.pts,  # [N] float64
-        "duration": decoded.duration,
-        "steps": decoded.steps,  # [T] int64 grid indices
-        "trajectory_steps": decoded.trajectory_steps,  # [F] int64 grid indices
-        "source_size": np.array(decoded.source_size, np.int64),  # (W, H)
-    }
+    return to_row(record.key, row["path"], decode_record(record, sampling, decode))
 
 
 def _result_columns(results: Sequence[VideoResult]) -> dict[str, np.ndarray]:
@@ -229,7 +207,8 @@ class _ExtractorActor:
     def __init__(self, config: RunConfig, weights: dict, device: str) -> None:
         # Model code is imported here, in the actors only: decode and write tasks import this
         # module too, and need none of it.
-        from extract.features import build_extractor, configure_threads
+        from extract.features.build import build_extractor
+        from extract.features.runtime import configure_threads
 
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"device": device})})
         # The thread count changes CPU results (the order of float reductions), so a CPU actor
@@ -242,25 +221,23 @@ class _ExtractorActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         failed, ok = [], []
-        for i, (key, path, reason) in enumerate(zip(batch["key"], batch["path"], batch["reason"])):
-            record = VideoRecord(str(key), Path(path))
-            video = open_record(record, self.sampling, self.decode) if batch["stream"][i] else None
-            if reason or isinstance(video, VideoResult):
-                failed.append(video or VideoResult(str(key), str(path), reason=str(reason)))
-                continue
-            video = video or DecodedVideo(
-                path=str(path), frames=batch["frames"][i], grid=batch["grid"][i], pts=batch["pts"][i],
-                duration=float(batch["duration"][i]), sampling=self.sampling, steps=batch["steps"][i],
-                trajectory_steps=batch["trajectory_steps"][i], source_size=tuple(int(x) for x in batch["source_size"][i]),
-            )
-            ok.append((record, video))
+        for i in range(len(batch["key"])):
+            row = {name: column[i] for name, column in batch.items()}
+            record = VideoRecord(str(row["key"]), Path(row["path"]))
+            video = from_row(row, self.sampling)
+            if video is None:  # several parts: streamed from the file here
+                video = open_record(record, self.sampling, self.decode)
+            if isinstance(video, VideoResult):
+                failed.append(video)
+            else:
+                ok.append((record, video))
         extracted = extract_group(self.extractor, *zip(*ok)) if ok else []
         return _result_columns(failed + extracted)
 
 
 def _local_weights(config: RunConfig, weights: dict) -> dict:
     """The driver's checkpoint paths, resolved again on this node where a path is missing."""
-    from extract.features import required_weights
+    from extract.features.build import required_weights
     from extract.models.weights import resolve_weights
 
     specs = required_weights(config, config.stages)
@@ -268,15 +245,6 @@ def _local_weights(config: RunConfig, weights: dict) -> dict:
         role: path if path is None or Path(path).is_file() else resolve_weights(specs[role], config.weights)
         for role, path in weights.items()
     }
-
-
-def _committed(record: dict) -> VideoResult:
-    """What ``on_result`` sees of a committed manifest record (which holds the video's info).
-
-    The features stay in the shard: an empty features dict marks the video done.
-    """
-    features = {} if record["status"] == DONE else None
-    return VideoResult(record["key"], record["path"], features=features, reason=record["reason"], info=record)
 
 
 class ShardDatasink(Datasink):
@@ -287,7 +255,7 @@ class ShardDatasink(Datasink):
     ``on_write_complete`` appends in the driver before reporting each video to ``on_result``.
     """
 
-    def __init__(self, sink: ShardSink, on_result: Callable[[VideoResult], None]) -> None:
+    def __init__(self, sink: ShardSink, on_result: Callable[[Committed], None]) -> None:
         self.sink = sink
         self.on_result = on_result
 
@@ -306,7 +274,7 @@ class ShardDatasink(Datasink):
         for records in write_result.write_returns:
             self.sink.on_write_complete(records)
             for record in records:
-                self.on_result(_committed(record))
+                self.on_result(Committed.of(record))
 
 
 def _write_streaming(ds, datasink) -> None:

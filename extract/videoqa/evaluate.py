@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from extract.features.runtime import resolve_device
+
 from extract.datasets.base import Question
 from extract.videoqa.data import Head, build_examples
 from extract.videoqa.inputs import make_source_loader, open_bert, open_reader
@@ -22,18 +24,11 @@ from extract.videoqa.registry import get_model_spec
 from extract.videoqa.tasks import load_splits, select_questions, with_features
 from extract.videoqa.vocab import AnswerVocab, WordVocab, normalize_answer
 
-__all__ = ["CHECKPOINT_FORMAT", "resolve_device", "load_checkpoint", "predict", "evaluate", "evaluate_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "predict", "evaluate", "evaluate_checkpoint"]
 
 CHECKPOINT_FORMAT = "vqa-extract/masn-checkpoint/1"
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: the first CUDA device when there is one, else the CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_checkpoint(path: Path, *, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
