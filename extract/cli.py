@@ -57,6 +57,8 @@ def run(
     max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)", show_default=FROM_YAML),
     limit: Optional[int] = typer.Option(None, help="only the first N videos", show_default=FROM_YAML),
     max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail", show_default=FROM_YAML),
+    reextract: bool = typer.Option(False, "--reextract", help="extract every video again, also those done with other settings", show_default="off"),
+    check_shards: bool = typer.Option(False, "--check-shards", help="recompute done shards' sha256 before resuming", show_default="off"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log lines", show_default="off"),
 ) -> None:
     """Extract features into OUT (resumable: done videos are skipped)."""
@@ -72,6 +74,7 @@ def run(
         "data_root": data_root, "videos": videos, "out": out, "stages": stages, "executor": executor,
         "address": address, "num_gpus": num_gpus, "decode_workers": decode_workers, "limit": limit,
         "max_failures": max_failures, "preset": preset, "weights": weights,
+        "reextract": reextract or None, "check_shards": check_shards or None,
         "runtime": {"device": device, "batch_size": batch_size},
         "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
     }

@@ -150,6 +150,8 @@ class RunConfig(_Strict):
     no_progress_timeout_s: float = 600.0  # ray: fail when no video moves for this long (-1 = never)
     limit: int | None = Field(None, ge=1)  # only the first N videos (sorted by key); None = all
     max_failures: int = Field(0, ge=0)  # exit non-zero when more videos than this fail
+    reextract: bool = False  # extract every video again, even those done in OUT with other settings
+    check_shards: bool = False  # before resuming, recompute each done shard's sha256 (size is always checked)
     shard_videos: int = Field(8, ge=1, le=100000)  # videos per shard: work lost to a crash is at most this
     prefetch: int = Field(4, ge=1, le=1024)  # videos decoded ahead of the models
     preset: Literal[PRESET_NAMES] = "paper"  # fills appearance, detector and motion architectures and sizes

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.integrity import fingerprint_problems, index_problems
 from extract.layout import AXIS_LETTER, SPECS, check_video, nan_allowed
-from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, OutputDir, sha256_file
+from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, OutputDir, sha256_file, superseded
 
 
 def video_arrays(f, key: str) -> dict[str, object]:
@@ -40,20 +41,30 @@ def inspect_output(root: Path) -> list[str]:
         if r["status"] == DONE:
             by_shard[r["shard"]].append(key)
     for shard, keys in sorted(by_shard.items()):
-        with h5py.File(out.shards / shard, "r") as f:
-            for key in keys:
-                for name, ds in video_arrays(f, key).items():
-                    spec = SPECS.get(name)
-                    first = AXIS_LETTER[spec.axis] if spec else "?"
-                    shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
+        if not (out.shards / shard).is_file():
+            lines.append(f"shard {shard} is missing ({len(keys)} done videos; `extract verify` for details)")
+            continue
+        try:
+            with h5py.File(out.shards / shard, "r") as f:
+                for key in keys:
+                    for name, ds in video_arrays(f, key).items():
+                        spec = SPECS.get(name)
+                        first = AXIS_LETTER[spec.axis] if spec else "?"
+                        shapes[name][f"{(first,) + ds.shape[1:]} {ds.dtype}"] += 1
+        except OSError as e:
+            lines.append(f"shard {shard} cannot be read ({e})")
     lines.append(f"{len(by_shard)} shards")
     for name in sorted(shapes):
         kinds = ", ".join(f"{shape} x{n}" for shape, n in shapes[name].most_common())
         lines.append(f"  {name}: {sum(shapes[name].values())} videos, {kinds}")
     masn = out.root / MASN_DIR
     for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
-        with h5py.File(path, "r") as f:
-            count = len(f["image_features"]) if "image_features" in f else len(f)
+        try:
+            with h5py.File(path, "r") as f:
+                count = len(f["image_features"]) if "image_features" in f else len(f)
+        except OSError as e:
+            lines.append(f"  index {path.relative_to(out.root)}: cannot be read ({e})")
+            continue
         lines.append(f"  index {path.relative_to(out.root)}: {count} keys")
     for key, r in sorted(manifest.items()):
         if r["status"] == FAILED:
@@ -68,7 +79,9 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
     ``checksums``, still has the sha256 recorded at commit); its arrays exist, have the names,
     dtypes and trailing shapes of the layout (``extract.layout``), agree on T, N and F, and are
     finite where NaN is not legal; failed videos are absent from the MASN index; every index
-    link resolves.
+    link resolves; every index file holds each done key, linked to its own shard; the done
+    records agree on their settings fingerprint. Copies of a video that a later commit
+    superseded are not problems.
     """
     import h5py
 
@@ -88,26 +101,43 @@ def verify_output(root: Path, *, checksums: bool = True) -> list[str]:
         recorded = {manifest[k].get("sha256") for k in keys} - {None}
         if checksums and recorded and sha256_file(path) not in recorded:
             problems.append(f"shard {shard} changed after commit (sha256 differs from the manifest)")
-        with h5py.File(path, "r") as f:
-            for key in keys:
-                problems += _verify_video(f, key, manifest[key], shard)
-    problems += _verify_unrecorded(out, by_shard)
+        try:
+            with h5py.File(path, "r") as f:
+                for key in keys:
+                    problems += _verify_video(f, key, manifest[key], shard)
+        except OSError as e:
+            problems.append(f"shard {shard} cannot be read ({e}); records: {', '.join(sorted(keys)[:5])}")
+    problems += _verify_unrecorded(out, by_shard, manifest)
     problems += _verify_index(out, manifest)
+    problems += index_problems(out, manifest)
+    problems += fingerprint_problems(out, manifest)
     return problems
 
 
-def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]]) -> list[str]:
-    """Shards no record points to, and videos stored in a shard without a done record for it."""
+def _verify_unrecorded(out: OutputDir, by_shard: dict[str, list[str]], manifest: dict[str, dict]) -> list[str]:
+    """Shards no record points to, and videos stored in a shard without a done record for it.
+
+    A copy that a later commit superseded (``store.superseded``: the video was extracted again
+    after a torn record, with more stages, or by --reextract) is tolerated; the next run removes
+    a shard that holds only such copies.
+    """
     import h5py
 
     problems = []
     for path in sorted(out.shards.glob(f"*{SHARD_SUFFIX}")) if out.shards.exists() else []:
-        if path.name not in by_shard:
-            problems.append(f"shard {path.name} has data but no manifest record points to it")
+        try:
+            with h5py.File(path, "r") as f:
+                stored = {key for group in f.values() for key in group}
+        except OSError as e:
+            if path.name not in by_shard:  # else reported with its records
+                problems.append(f"shard {path.name} cannot be read ({e})")
             continue
-        with h5py.File(path, "r") as f:
-            stored = {key for group in f.values() for key in group}
-        for key in sorted(stored - set(by_shard[path.name])):
+        stale = {k for k in stored - set(by_shard.get(path.name, ())) if superseded(k, path.name, manifest)}
+        if path.name not in by_shard:
+            if not stored or stale != stored:
+                problems.append(f"shard {path.name} has data but no manifest record points to it")
+            continue
+        for key in sorted(stored - set(by_shard[path.name]) - stale):
             problems.append(f"{key}: data in {path.name} without a done manifest record for that shard")
     return problems
 
@@ -134,7 +164,11 @@ def _verify_index(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
     done = {k for k, r in manifest.items() if r["status"] == DONE}
     steps: dict[str, dict[str, int]] = defaultdict(dict)  # key -> {index dataset: T}
     for path in sorted(masn.rglob("*.hdf5")) if masn.exists() else []:
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError:
+            continue  # reported by index_problems
+        with f:
             groups = [(f"{path.name}/{g}", f[g]) for g in ("image_features", "spatial_features") if g in f]
             for name, group in groups or [(path.name, f)]:
                 for key in group:

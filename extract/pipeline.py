@@ -19,8 +19,9 @@ from pathlib import Path
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
+from extract.fingerprint import FINGERPRINT, check_resume, fingerprint, fingerprint_fields, known_fingerprints
 from extract.progress import VideoCounter
-from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult, build_index
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult, build_index, shard_damage
 from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")
@@ -123,10 +124,12 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
 
     Raises before any work: AnnotationError (bad annotations), PreflightError (Ray missing, no
     GPU, OUT a file or read-only, none of the videos found), WeightsUnavailable (offline,
-    weights not cached), OutputLocked (another run on the same OUT).
+    weights not cached), OutputLocked (another run on the same OUT), SettingsChanged (OUT holds
+    videos made with other settings, and ``config.reextract`` is off).
     """
     from extract.datasets import load_dataset
     from extract.features.build import resolve_all_weights
+    from extract.features.runtime import resolve_device
     from extract.preflight import check_run
     from extract.progress import Reporter
 
@@ -146,18 +149,22 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
             log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
         for problem in out.read_manifest_checked()[1]:
             log.warning("%s (its video, if any, is extracted again)", problem)
+        fields = fingerprint_fields(config, str(resolve_device(config.runtime.device)))
+        settings = {"sha256": fingerprint(fields), "fields": fields}
+        known = known_fingerprints(_read_run_json(out))
+        if not config.reextract:
+            check_resume(out.done(), settings["sha256"], fields, known, str(out.root))
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
-        done = {k for k, r in out.done().items() if set(config.stages) <= set(r.get("stages", ()))}
-        todo = [r for r in records if r.key not in done]
+        todo = [r for r in records if r.key not in _reusable(out, config)]
         summary = RunSummary(skipped=len(records) - len(todo))
         log.info("%d videos: %d to extract, %d already done", len(records), len(todo), summary.skipped)
         if config.executor == "local":
             # Recorded as used; Ray actors resolve "auto" and 0 each on its own node.
             config = config.model_copy(update={"runtime": resolve_runtime(config.runtime)})
         attrs = {"config": config.model_dump_json(), "weights": weights_desc, "versions": package_versions()}
-        sink = ShardSink(out, attrs)
+        sink = ShardSink(out, attrs, record_extra={FINGERPRINT: settings["sha256"]})
         # Ray draws its own per-operator bars; two live displays garble a terminal.
         mode = "log" if config.executor == "ray" or progress is False else "bar" if progress else "auto"
         bar = Reporter(mode).videos(len(todo))
@@ -196,18 +203,46 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         finally:
             bar.close()
         build_index(out, config.dataset)
+        if not summary.interrupted and out.clean():  # shards whose every video was extracted again
+            log.info("removed shard(s) whose videos were all extracted again (more stages, --reextract)")
         failed = {k: r for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED}
         summary.failures = [(k, r["reason"]) for k, r in failed.items()]
         # A non-UTF-8 name (surrogate escapes) is shown as \xNN, as its key is: terminals take it.
         summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace")
                          for k, r in failed.items()}
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights), settings, known)
         if summary.interrupted:
             raise interrupt
         return summary
     finally:
         out.unlock()
+
+
+def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
+    """Keys whose done record this run keeps: all of its stages, its shard intact, no --reextract.
+
+    Videos of a missing or damaged shard are logged and extracted again.
+    """
+    if config.reextract:
+        return set()
+    done = out.done()
+    damage = shard_damage(out, done, checksums=config.check_shards)
+    for shard, reason in damage.items():
+        keys = sorted(k for k, r in done.items() if r["shard"] == shard)
+        log.warning("%s: extracting its %d video(s) again (%s)", reason, len(keys),
+                    ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else ""))
+    return {k for k, r in done.items() if set(config.stages) <= set(r.get("stages", ())) and r["shard"] not in damage}
+
+
+def _read_run_json(out: OutputDir) -> dict:
+    import json
+
+    try:
+        run = json.loads((out.root / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return run if isinstance(run, dict) else {}
 
 
 def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
@@ -218,10 +253,14 @@ def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
 
 
 def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
-                    weights_sha256: dict[str, str | None]) -> None:
+                    weights_sha256: dict[str, str | None], settings: dict, known: dict[str, dict]) -> None:
     manifest = out.read_manifest()
+    # Every fingerprint still in the manifest, so that verify and a later refusal can name fields.
+    in_use = {r.get(FINGERPRINT) for r in manifest.values()}
     run = {
         "config": config.model_dump(mode="json"),
+        "fingerprint": settings,
+        "fingerprints": {k: v for k, v in known.items() if k in in_use} | {settings["sha256"]: settings["fields"]},
         "weights": weights,
         "weights_sha256": weights_sha256,
         "versions": package_versions(),

@@ -242,6 +242,44 @@ def _parse_record(raw: bytes) -> tuple[dict | None, str]:
     return record, ""
 
 
+def shard_number(name: str) -> int:
+    """The number of shard ``part-XXXXX.h5``; -1 for another name."""
+    digits = name[len(SHARD_PREFIX):].split(".")[0] if name.startswith(SHARD_PREFIX) else ""
+    return int(digits) if digits.isdigit() else -1
+
+
+def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
+    """Whether a copy of ``key`` in ``shard`` is an old one that a later commit replaced.
+
+    Shards are numbered in commit order (a number is reused only after its shard is gone), so
+    a copy is superseded when the key's done record points to a newer shard: the video was
+    extracted again after a torn record, with more stages, or by --reextract.
+    """
+    record = latest.get(key)
+    return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
+
+
+def shard_damage(out: OutputDir, done: dict[str, dict], *, checksums: bool) -> dict[str, str]:
+    """Shard name -> what is wrong with it, for the shards of ``done`` records that are missing,
+    not of their recorded size (``shard_bytes``; older records have none), or, with ``checksums``,
+    not of their recorded sha256."""
+    by_shard: dict[str, list[dict]] = {}
+    for record in done.values():
+        by_shard.setdefault(record["shard"], []).append(record)
+    damage = {}
+    for name, records in sorted(by_shard.items()):
+        path = out.shards / name
+        sizes = {r["shard_bytes"] for r in records if isinstance(r.get("shard_bytes"), int)}
+        digests = {r["sha256"] for r in records if isinstance(r.get("sha256"), str)}
+        if not path.is_file():
+            damage[name] = f"shard {name} is missing"
+        elif sizes and path.stat().st_size not in sizes:
+            damage[name] = f"shard {name} has {path.stat().st_size} bytes, {min(sizes)} recorded"
+        elif checksums and digests and sha256_file(path) not in digests:
+            damage[name] = f"shard {name} has another sha256 than recorded"
+    return damage
+
+
 class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
@@ -253,9 +291,10 @@ class ShardSink:
         attrs: run metadata stored as attributes of every shard (config, weights, versions).
     """
 
-    def __init__(self, out: OutputDir, attrs: dict) -> None:
+    def __init__(self, out: OutputDir, attrs: dict, record_extra: dict | None = None) -> None:
         self.out = out
         self.attrs = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in attrs.items()}
+        self.record_extra = dict(record_extra or {})  # added to every record (the settings fingerprint)
 
     def on_write_start(self) -> None:
         self.out.shards.mkdir(parents=True, exist_ok=True)
@@ -280,7 +319,7 @@ class ShardSink:
         digest = hashlib.sha256(data).hexdigest()
         tmp, final = self._allocate()
         atomic_write(final, data, tmp=tmp)
-        records += [self._record(r, DONE, shard=final.name, sha256=digest) for r in good]
+        records += [self._record(r, DONE, shard=final.name, sha256=digest, shard_bytes=len(data)) for r in good]
         return records
 
     def on_write_complete(self, records: Sequence[dict]) -> None:
@@ -308,9 +347,9 @@ class ShardSink:
                 continue
             return tmp, final
 
-    @staticmethod
-    def _record(r: VideoResult, status: str, **extra) -> dict:
-        return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **r.info, "time": _now()}
+    def _record(self, r: VideoResult, status: str, **extra) -> dict:
+        return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **self.record_extra,
+                **r.info, "time": _now()}
 
 
 def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:

@@ -132,3 +132,58 @@ def test_compare_outputs_script_finds_a_changed_value(pristine, out):
         f["detections"]["v2"]["boxes"][0, 0, 0] += 0.5
     changed = subprocess.run(script + [str(out), str(pristine)], capture_output=True, text=True)
     assert changed.returncode == 1 and "v2/detections/boxes: values differ" in changed.stdout
+
+
+def _index(out, name: str = "res152_avgpool.hdf5"):
+    (path,) = (out / "masn").rglob(name)
+    return path
+
+
+def _verify_cli(out) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "extract", "verify", str(out)], capture_output=True, text=True)
+
+
+def test_key_removed_from_an_index_file(out):
+    with h5py.File(_index(out), "a") as f:
+        del f["v1"]
+    assert any("res152_avgpool.hdf5" in p and "v1" in p and "missing" in p for p in verify_output(out))
+
+
+def test_deleted_index_file(out):
+    _index(out).unlink()
+    assert any("res152_avgpool.hdf5" in p and "missing" in p for p in verify_output(out))
+
+
+def test_links_swapped_between_keys(out):
+    path = _index(out)
+    with h5py.File(path, "a") as f:
+        a, b = f.get("v0", getlink=True), f.get("v1", getlink=True)
+        del f["v0"], f["v1"]
+        f["v0"] = h5py.ExternalLink(b.filename, b.path)
+        f["v1"] = h5py.ExternalLink(a.filename, a.path)
+    problems = verify_output(out)
+    assert any("res152_avgpool.hdf5" in p and "v0" in p and "points to" in p for p in problems), problems
+
+
+def test_truncated_shard_is_a_line_not_a_traceback(out):
+    shard = _shard_of(out, "v1")
+    shard.write_bytes(shard.read_bytes()[:-200])
+    proc = _verify_cli(out)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"shard {shard.name}" in proc.stdout
+
+
+def test_corrupt_index_file_is_a_line_not_a_traceback(out):
+    path = _index(out, "tgif_i3d_hw7_perclip_avgpool.hdf5")
+    path.write_bytes(b"not hdf5 at all" * 10)
+    proc = _verify_cli(out)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert path.name in proc.stdout and "cannot be read" in proc.stdout
+
+
+def test_inspect_names_a_missing_shard(out):
+    shard = _shard_of(out, "v2")
+    shard.unlink()
+    proc = subprocess.run([sys.executable, "-m", "extract", "inspect", str(out)], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"shard {shard.name} is missing" in proc.stdout
