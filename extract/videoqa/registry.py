@@ -32,6 +32,8 @@ __all__ = ["ModelSpec", "MODEL_MODULES", "register_model", "get_model_spec", "li
 # name -> module that registers it; one line per model.
 MODEL_MODULES: dict[str, str] = {
     "masn": "extract.videoqa.models.masn",
+    "mspan": "extract.videoqa.models.mspan",
+    "fam": "extract.videoqa.models.fam",
 }
 
 Source = Literal["masn", "nextqa"]  # masn: OUT/masn index files; nextqa: `extract export nextqa` files
