@@ -131,9 +131,9 @@ class TextMemory(nn.Module):
         self.write_fc = nn.Linear(2 * d, d)  # eq. 15: FC[c^q, h^q] with tanh
         self.write_va = nn.Linear(d, slots, bias=False)  # v_a: d -> S
 
-    def forward(self, words: Tensor, mask: Tensor, i_a: Tensor, i_m: Tensor) -> Tensor:
-        """words ``[B, L, d]`` encoded question, mask ``[B, L]`` bool, i_a, i_m ``[B, d]`` -> Tex ``[B, L, d]``
-        (rows past a question's length repeat its last state; attention masks them)."""
+    def forward(self, words: Tensor, i_a: Tensor, i_m: Tensor) -> Tensor:
+        """words ``[B, L, d]`` encoded question, i_a, i_m ``[B, d]`` -> Tex ``[B, L, d]``. The padding words
+        come after the real ones, so they change no real row; the attention blocks mask their rows."""
         B, L, d = words.shape
         read_in, hidden_in, content_in = self.read_x(words), self.hidden_x(words), self.content_x(words)
         video = self.video(torch.cat([i_a, i_m], -1))  # [B, d]
@@ -146,10 +146,8 @@ class TextMemory(nn.Module):
             h_new = torch.tanh(hidden_in[:, t] + self.hidden_rest(torch.cat([read, h], -1)) + video)  # eq. 13
             content = torch.sigmoid(content_in[:, t] + self.content_h(h))  # [B, d], eq. 14
             alpha = torch.softmax(self.write_va(torch.tanh(self.write_fc(torch.cat([content, h], -1)))), -1)  # eq. 15
-            memory_new = alpha[:, :, None] * content[:, None, :] + (1 - alpha[:, :, None]) * memory  # eq. 16
-            keep = mask[:, t, None]  # [B, 1]: padding words leave the memory as it was
-            h = torch.where(keep, h_new, h)
-            memory = torch.where(keep[:, :, None], memory_new, memory)
+            memory = alpha[:, :, None] * content[:, None, :] + (1 - alpha[:, :, None]) * memory  # eq. 16
+            h = h_new
             outputs.append(h)
         return torch.stack(outputs, dim=1)
 
@@ -262,7 +260,7 @@ class FAM(nn.Module):
         if C > 1:  # every candidate row meets the same encoded video
             i_a, i_m, last_a, last_m = (x.repeat_interleave(C, dim=0) for x in (i_a, i_m, last_a, last_m))
         vid = self.visual_memory(i_a, i_m, self.question_proj(last_q))  # [B*C, N, d]
-        tex = self.text_memory(words, word_mask, self.appearance_proj(last_a), self.motion_proj(last_m))  # [B*C, L, d]
+        tex = self.text_memory(words, self.appearance_proj(last_a), self.motion_proj(last_m))  # [B*C, L, d]
         t0 = self.text_attention(tex, word_mask)  # eq. 18
         v0 = self.video_attention(vid, torch.ones(vid.shape[:2], dtype=torch.bool, device=vid.device))  # eq. 19
         o = self.co_attention(v0, t0, word_mask)  # [B*C, N, 4d]
