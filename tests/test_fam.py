@@ -100,7 +100,8 @@ def test_cli_trains_an_epoch_and_evaluates(tmp_path):
     train_demo_cli(tmp_path, "Trans", "-o", "video_slots=4", "-o", "text_slots=3", model="fam")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["arch"] == "fam" and run["epochs_run"] == 1 and run["config"]["model"]["video_slots"] == 4
-    result = CliRunner().invoke(app, ["evaluate", "demo", "--predictions", str(tmp_path / "out" / "predictions_test.json")])
+    predictions = tmp_path / "out" / "predictions_test.json"
+    result = CliRunner().invoke(app, ["evaluate", "demo", "--predictions", str(predictions)])
     assert result.exit_code == 0, result.output
     assert "Trans" in result.output
-    assert evaluate_predictions(tmp_path / "out" / "predictions_test.json", "demo") == run["test"]
+    assert evaluate_predictions(predictions, "demo") == run["test"]

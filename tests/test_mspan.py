@@ -132,7 +132,8 @@ def test_cli_trains_an_epoch_and_evaluates(tmp_path):
                    "-o", "lstm_layers=1", model="mspan")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["arch"] == "mspan" and run["epochs_run"] == 1 and run["config"]["model"]["node_dim"] == 16
-    result = CliRunner().invoke(app, ["evaluate", "demo", "--predictions", str(tmp_path / "out" / "predictions_test.json")])
+    predictions = tmp_path / "out" / "predictions_test.json"
+    result = CliRunner().invoke(app, ["evaluate", "demo", "--predictions", str(predictions)])
     assert result.exit_code == 0, result.output
     assert "Count" in result.output
-    assert evaluate_predictions(tmp_path / "out" / "predictions_test.json", "demo") == run["test"]
+    assert evaluate_predictions(predictions, "demo") == run["test"]

@@ -37,6 +37,8 @@ Readings where the equations do not type-check or are silent (HME-consistent whe
 - the loops over time and words are batched over questions (HME loops per sample as well).
 Training settings of the paper not in the generic trainer: batch 32 (``batch_size``), 30 epochs,
 gradient clipping and weight normalisation (neither is applied here).
+Reported (Tables 2-4): TGIF Count 3.79 MSE, Action 75.4%, Trans 79.2%, FrameQA 56.9%; MSVD-QA 34.5%;
+MSRVTT-QA 33.2%.
 """
 
 from __future__ import annotations

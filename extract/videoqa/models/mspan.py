@@ -39,6 +39,7 @@ Differences from the public code (github.com/gzcsudo/MSPAN-VideoQA), following t
 - ``extract train`` selects checkpoints on validation; the code selects TGIF ones on the test set.
 Training settings of the paper/code not in the generic trainer: batch 64 (TGIF) / 128 (MSVD,
 MSRVTT), weight decay 5e-6 (``weight_decay``), StepLR(5, 0.5), dropout 0.1-0.3 per task.
+Reported (section 3.3, pretrained features): TGIF Count 3.57 MSE, FrameQA 59.7%; MSRVTT-QA 37.8%.
 """
 
 from __future__ import annotations
