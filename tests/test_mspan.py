@@ -77,6 +77,21 @@ def test_any_video_length_gives_sixteen_slots(tmp_path, head, num_answers, shape
     assert output.shape == shape and torch.isfinite(output).all()
 
 
+def test_reader_repeats_the_steps_of_a_short_video(tmp_path):
+    # h5py reads strictly increasing indices only; fixed_sample repeats every step of a short video
+    from extract.masn_index import index_paths
+    from extract.videoqa.data import FeatureReader
+    from extract.videoqa.registry import fixed_sample
+
+    arrays = write_features(tmp_path / "feat", "tgif", {"v": 5})
+    reader = FeatureReader(index_paths(tmp_path / "feat", "tgif"))
+    steps = fixed_sample(5, FRAMES)
+    features = reader.read("v", steps)
+    reader.close()
+    for name, array in arrays["v"].items():
+        np.testing.assert_array_equal(features[name], array[steps])
+
+
 def test_refuses_padded_or_too_short_batches():
     model = make_model("count").eval()
     with pytest.raises(ValueError, match="unpadded"):
