@@ -10,6 +10,7 @@ from extract.videoqa.data import Batch
 from extract.videoqa.losses import decide, head_loss, multiple_choice_hinge_loss
 from extract.videoqa.models.masn import MASN, ModelConfig, masked_softmax
 from extract.videoqa.vocab import NO_CLASS
+import videoqa_helpers
 
 D, N, H, VOCAB, WORD = 24, 3, 16, 30, 8  # feature width, objects, hidden size, words, word-vector width
 TINY = ModelConfig(hidden_size=H, location_dim=8, dropout=0.1)
@@ -18,25 +19,9 @@ TINY = ModelConfig(hidden_size=H, location_dim=8, dropout=0.1)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_batch(lengths: list[int], *, candidates: int = 1, tokens: int = 5, seed: int = 0) -> Batch:
+def make_batch(lengths: list[int], **options) -> Batch:
     """A random padded batch whose videos have the given numbers of steps."""
-    g = torch.Generator().manual_seed(seed)
-    B, T = len(lengths), max(lengths)
-    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
-    pad = mask.float()
-    return Batch(
-        app_global=torch.randn(B, T, D, generator=g) * pad[..., None],
-        mot_global=torch.randn(B, T, D, generator=g) * pad[..., None],
-        app_objects=torch.randn(B, T, N, D, generator=g) * pad[..., None, None],
-        mot_objects=torch.randn(B, T, N, D, generator=g) * pad[..., None, None],
-        boxes=torch.rand(B, T, N, 6, generator=g) * pad[..., None, None],
-        steps=torch.arange(T).float()[None, :].expand(B, T) * pad,
-        video_mask=mask,
-        tokens=torch.randint(2, VOCAB, (B, candidates, tokens), generator=g),
-        lengths=torch.full((B, candidates), tokens),
-        targets=torch.zeros(B),
-        index=torch.arange(B),
-    )
+    return videoqa_helpers.make_batch(lengths, dim=D, objects=N, vocab=VOCAB, **options)
 
 
 def make_model(head: str, num_answers: int = 0) -> MASN:

@@ -21,48 +21,9 @@ from extract.videoqa.metrics import evaluate_nextqa
 from extract.videoqa.models.masn import ModelConfig
 from extract.videoqa.train import TrainConfig, train
 from extract.videoqa.vocab import WordVocab
-
-DIM, OBJECTS = 16, 3  # tiny stand-ins for 2048-d features and 10 objects
-
+from videoqa_helpers import DIM, OBJECTS, action, count, frameqa, jsonl, train_demo_cli, write_features  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def write_features(feat_dir: Path, dataset: str, lengths: dict[str, int], *, seed: int = 0,
-                   link_global: bool = False) -> dict[str, dict[str, np.ndarray]]:
-    """Write the four MASN index files with plain h5py, as the original loaders expect them.
-
-    With ``link_global`` the appearance-global datasets live in another file, reached by external links.
-    """
-    rng = np.random.default_rng(seed)
-    names = MASN_INDEX_FILES[dataset]
-    for name in names:
-        (feat_dir / name).parent.mkdir(parents=True, exist_ok=True)
-    arrays = {key: {
-        "app_global": rng.normal(size=(t, DIM)).astype(np.float32),
-        "mot_global": rng.normal(size=(t, DIM)).astype(np.float32),
-        "app_objects": rng.normal(size=(t, OBJECTS, DIM)).astype(np.float32),
-        "boxes": rng.uniform(size=(t, OBJECTS, 6)).astype(np.float32),
-        "mot_objects": rng.normal(size=(t, OBJECTS, DIM)).astype(np.float32),
-    } for key, t in lengths.items()}
-    shard = feat_dir / "shard-00000.h5"
-    with h5py.File(feat_dir / names.appearance_global, "w") as app_global, \
-            h5py.File(feat_dir / names.motion_global, "w") as mot_global, \
-            h5py.File(feat_dir / names.appearance_objects, "w") as app_objects, \
-            h5py.File(feat_dir / names.motion_objects, "w") as mot_objects, \
-            h5py.File(shard, "w") as shard_file:
-        for key, a in arrays.items():
-            if link_global:
-                shard_file[f"resnet/{key}"] = a["app_global"]
-                app_global[key] = h5py.ExternalLink(str(shard.resolve()), f"resnet/{key}")
-            else:
-                app_global[key] = a["app_global"]
-            mot_global[key] = a["mot_global"]
-            app_objects[f"image_features/{key}"] = a["app_objects"]
-            app_objects[f"spatial_features/{key}"] = a["boxes"]
-            mot_objects[key] = a["mot_objects"]
-    return arrays
-
 
 def config(tmp_path: Path, **overrides) -> TrainConfig:
     settings = dict(
@@ -73,24 +34,6 @@ def config(tmp_path: Path, **overrides) -> TrainConfig:
     )
     settings.update(overrides)
     return TrainConfig(**settings)
-
-
-def frameqa(key: str, qid: str, answer: str, split: str, question: str = "what is on the table") -> Question:
-    return Question(key=key, qid=qid, question=question, answer=answer, task="frameqa", split=split)
-
-
-def action(key: str, qid: str, answer: int, split: str) -> Question:
-    return Question(key=key, qid=qid, question="what does the man do 3 times", answer=str(answer), task="action",
-                    split=split, candidates=("wave", "nod head", "jump", "clap hands", "spin"))
-
-
-def count(key: str, qid: str, answer: int, split: str) -> Question:
-    return Question(key=key, qid=qid, question="how many times does the man nod", answer=str(answer),
-                    task="count", split=split)
-
-
-def jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_reader_follows_links_and_samples_long_videos_uniformly(tmp_path):
@@ -285,26 +228,6 @@ def test_question_only_baseline_is_recorded_and_reloads(tmp_path):
     # the same question about two different videos gets the same answer
     predictions = json.loads((tmp_path / "out" / "predictions_test.json").read_text())
     assert predictions["6_q6"]["prediction"] == predictions["7_q7"]["prediction"]
-
-
-def train_demo_cli(tmp_path, task: str, *flags: str):
-    """``extract train masn`` for one epoch on the demo questions with 3-step features; the
-    demo's root and the CLI result."""
-    from typer.testing import CliRunner
-
-    from extract.cli import app
-    from extract.datasets import load_dataset
-
-    root = tmp_path / "demo"
-    videos = load_dataset("demo", root).videos
-    write_features(tmp_path / "feat", "demo", {video.key: 3 for video in videos})
-    result = CliRunner().invoke(app, [
-        "train", "masn", "--dataset", "demo", "--task", task, "--data-root", str(root),
-        "--feat-dir", str(tmp_path / "feat"), "--out-dir", str(tmp_path / "out"), "--random-embeddings",
-        "--epochs", "1", "--hidden-size", "16", "--device", "cpu", *flags,
-    ])
-    assert result.exit_code == 0, result.output
-    return root, result
 
 
 def test_cli_trains_the_question_only_baseline(tmp_path):

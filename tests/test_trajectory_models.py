@@ -19,12 +19,7 @@ from nextqa_export import CLIP_DIM, LABELS, TRAJ_DIM, write_annotations, write_b
 WORD = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_model(name: str, vocab: int, text_dim: int = 0, **config):

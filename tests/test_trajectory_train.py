@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from extract.cli import app
@@ -23,12 +22,7 @@ TRAJECTORIES = {"train": {"t0": 0, "t1": 1, "t2": 4, "t3": 2}, "val": {"v0": 0, 
 TINY = {"hga": {"hidden_size": 16, "fusion_dim": 32}, "trajectory_hg": {"hidden_size": 16, "mhsa_heads": 2, "mcb_dim": 64}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -200,14 +200,16 @@ class FeatureReader:
         return FeatureDims(int(app_global[-1]), int(mot_global[-1]), int(app_objects[1]))
 
     def read(self, key: str, steps: np.ndarray) -> dict[str, np.ndarray]:
-        """Features of ``key`` at the given increasing step indices, as float32 arrays."""
+        """Features of ``key`` at the given non-decreasing step indices (repeats allowed, as ``fixed_sample``
+        gives short videos), as float32 arrays."""
         h = self._open()
+        unique, inverse = np.unique(steps, return_inverse=True)  # h5py reads strictly increasing indices only
         return {
-            "app_global": h.appearance_global[key][steps],  # [T, D_a]
-            "mot_global": h.motion_global[key][steps],  # [T, D_m]
-            "app_objects": h.appearance_objects["image_features"][key][steps],  # [T, N, D_a]
-            "boxes": h.appearance_objects["spatial_features"][key][steps],  # [T, N, 6]
-            "mot_objects": h.motion_objects[key][steps],  # [T, N, D_m]
+            "app_global": h.appearance_global[key][unique][inverse],  # [T, D_a]
+            "mot_global": h.motion_global[key][unique][inverse],  # [T, D_m]
+            "app_objects": h.appearance_objects["image_features"][key][unique][inverse],  # [T, N, D_a]
+            "boxes": h.appearance_objects["spatial_features"][key][unique][inverse],  # [T, N, 6]
+            "mot_objects": h.motion_objects[key][unique][inverse],  # [T, N, D_m]
         }
 
 

@@ -36,6 +36,8 @@ MODEL_MODULES: dict[str, str] = {
     "masn": "extract.videoqa.models.masn",
     "hga": "extract.videoqa.models.hga",
     "trajectory_hg": "extract.videoqa.models.trajectory_hg",
+    "mspan": "extract.videoqa.models.mspan",
+    "fam": "extract.videoqa.models.fam",
 }
 
 Source = Literal["masn", "nextqa"]  # masn: OUT/masn index files; nextqa: `extract export nextqa` files
