@@ -182,6 +182,13 @@ class RayHead:
         return subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], env=self.env, capture_output=True,
                               text=True, timeout=timeout, cwd=REPO)
 
+    def status(self, job: str) -> str:
+        """The CLI's line: "Job 'ID' was stopped", "... succeeded", "... failed"..."""
+        return self.ray("job", "status", "--address", self.url, job, timeout=60).stdout
+
+    def logs(self, job: str) -> str:
+        return self.ray("job", "logs", "--address", self.url, job, timeout=60).stdout
+
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -231,37 +238,39 @@ def test_job_submit_stop_and_resubmit_resumes_exactly(tmp_path):
     reference = tmp_path / "local"
     run_pipeline(load_config("demo", config_path=config, overrides={"out": reference, "data_root": data}))
 
-    entrypoint = (
+    # One shell word for the CLI, which quotes each word it gets: the import check, then the run.
+    entrypoint = [
+        "sh", "-c",
         'python -c "import extract; print(\'extract from\', extract.__file__)" && '
         f"python -m extract run --dataset demo --data-root {data} --config {config} --out {out} "
-        "--executor ray --address auto"
-    )
+        "--executor ray --address auto",
+    ]
     head = RayHead(tmp_path)
     try:
         head.wait_ready()
         started = time.monotonic()
         submit = head.ray("job", "submit", "--address", head.url, "--submission-id", "first", "--no-wait",
-                          "--working-dir", str(REPO), "--", entrypoint)
+                          "--working-dir", str(REPO), "--", *entrypoint)
         assert submit.returncode == 0, submit.stderr[-3000:]
         deadline = time.monotonic() + 300
         while committed_done(out) < 2 and time.monotonic() < deadline:
-            status = head.ray("job", "status", "--address", head.url, "first", timeout=60).stdout
-            assert "FAILED" not in status and "SUCCEEDED" not in status, head.ray("job", "logs", "--address", head.url, "first").stdout[-3000:]
+            status = head.status("first")
+            assert "failed" not in status and "succeeded" not in status, head.logs("first")[-3000:]
             time.sleep(0.5)
         stop = head.ray("job", "stop", "--address", head.url, "first")
         assert stop.returncode == 0, stop.stderr[-3000:]
         first_s = time.monotonic() - started
-        assert "STOPPED" in head.ray("job", "status", "--address", head.url, "first").stdout
-        logs = head.ray("job", "logs", "--address", head.url, "first").stdout
+        assert "was stopped" in head.status("first")
+        logs = head.logs("first")
         assert "extract from" in logs and "working_dir_files" in logs, logs[-3000:]  # the uploaded copy
         stopped_with = committed_done(out)
         assert 2 <= stopped_with < JOB_VIDEOS, f"{stopped_with} done when stopped"
 
         started = time.monotonic()
         second = head.ray("job", "submit", "--address", head.url, "--submission-id", "second",
-                          "--working-dir", str(REPO), "--", entrypoint, timeout=600)
+                          "--working-dir", str(REPO), "--", *entrypoint, timeout=600)
         second_s = time.monotonic() - started
-        assert "SUCCEEDED" in head.ray("job", "status", "--address", head.url, "second").stdout, second.stdout[-3000:]
+        assert "succeeded" in head.status("second"), second.stdout[-3000:]
     finally:
         head.stop()
 
