@@ -129,7 +129,7 @@ def test_sidecar_temp_and_damaged_sidecars(sink, caplog):
 
 # The real cluster path: a Ray head with the job API on this machine.
 
-JOB_VIDEOS = 5
+JOB_VIDEOS = 6  # a stop takes a few seconds to land (CLI start-up, SIGTERM): videos to spare
 # One video per shard, so that a stop lands between shards; tiny models, small batches.
 JOB_CONFIG = (
     "stages: [appearance, objects, motion]\nshard_videos: 1\nmax_failures: 0\npreset: tiny\nweights: random\n"
@@ -200,7 +200,7 @@ class RayHead:
 
     def stop(self) -> None:
         """SIGTERM to the session (``ray start --block`` stops its processes), then SIGKILL what is left."""
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
@@ -235,9 +235,13 @@ def test_job_submit_stop_and_resubmit_resumes_exactly(tmp_path):
     data, out, config = tmp_path / "demo", tmp_path / "out", tmp_path / "run.yaml"
     generate_demo(data, num_videos=JOB_VIDEOS)
     config.write_text(JOB_CONFIG)
-    reference = tmp_path / "local"
-    run_pipeline(load_config("demo", config_path=config, overrides={"out": reference, "data_root": data}))
+    clock, seconds = time.monotonic(), {}
 
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name], clock = time.monotonic() - clock, time.monotonic()
+
+    head = RayHead(tmp_path)  # starts while the local run goes
     # One shell word for the CLI, which quotes each word it gets: the import check, then the run.
     entrypoint = [
         "sh", "-c",
@@ -245,34 +249,41 @@ def test_job_submit_stop_and_resubmit_resumes_exactly(tmp_path):
         f"python -m extract run --dataset demo --data-root {data} --config {config} --out {out} "
         "--executor ray --address auto",
     ]
-    head = RayHead(tmp_path)
     try:
+        reference = tmp_path / "local"
+        run_pipeline(load_config("demo", config_path=config, overrides={"out": reference, "data_root": data}))
+        lap("local run")
         head.wait_ready()
-        started = time.monotonic()
+        lap("head ready")
         submit = head.ray("job", "submit", "--address", head.url, "--submission-id", "first", "--no-wait",
                           "--working-dir", str(REPO), "--", *entrypoint)
         assert submit.returncode == 0, submit.stderr[-3000:]
-        deadline = time.monotonic() + 300
-        while committed_done(out) < 2 and time.monotonic() < deadline:
-            status = head.status("first")
-            assert "failed" not in status and "succeeded" not in status, head.logs("first")[-3000:]
-            time.sleep(0.5)
+        deadline, checked = time.monotonic() + 300, time.monotonic()
+        while committed_done(out) < 1:
+            assert time.monotonic() < deadline, head.logs("first")[-3000:]
+            if time.monotonic() - checked > 10:  # each CLI call is a Python start-up: seldom
+                status, checked = head.status("first"), time.monotonic()
+                assert "failed" not in status and "succeeded" not in status, head.logs("first")[-3000:]
+            time.sleep(0.2)
+        lap("first job, to its first shard")
         stop = head.ray("job", "stop", "--address", head.url, "first")
         assert stop.returncode == 0, stop.stderr[-3000:]
-        first_s = time.monotonic() - started
+        lap("ray job stop")
         assert "was stopped" in head.status("first")
         logs = head.logs("first")
         assert "extract from" in logs and "working_dir_files" in logs, logs[-3000:]  # the uploaded copy
         stopped_with = committed_done(out)
-        assert 2 <= stopped_with < JOB_VIDEOS, f"{stopped_with} done when stopped"
+        assert 1 <= stopped_with < JOB_VIDEOS, f"{stopped_with} done when stopped"
+        # SIGTERM lets the driver fold the sidecars as it stops; a SIGKILL leaves them to the resume.
+        folded_at_stop = not list((out / "shards").glob(SIDECARS))
 
-        started = time.monotonic()
         second = head.ray("job", "submit", "--address", head.url, "--submission-id", "second",
                           "--working-dir", str(REPO), "--", *entrypoint, timeout=600)
-        second_s = time.monotonic() - started
+        lap("second job")
         assert "succeeded" in head.status("second"), second.stdout[-3000:]
     finally:
         head.stop()
+        lap("head stop")
 
     # Exactly once: one manifest line per video, each video's arrays in one shard, and
     # nothing left between the renames; the features are the local run's, bit for bit.
@@ -281,7 +292,7 @@ def test_job_submit_stop_and_resubmit_resumes_exactly(tmp_path):
     assert all(r["status"] == "done" for r in lines)
     assert sorted(p.name for p in (out / "shards").iterdir()) == sorted({r["shard"] for r in lines})
     assert_same_features(out, reference)
-    skipped = json.loads((out / "run.json").read_text())["this_run"]["skipped"]
-    assert skipped >= stopped_with, "a video committed before the stop was extracted again"
-    print(f"first job stopped after {first_s:.1f} s with {stopped_with} done; second job {second_s:.1f} s, "
-          f"{skipped} skipped")
+    resumed = json.loads((out / "run.json").read_text())["this_run"]
+    assert resumed["skipped"] >= stopped_with and resumed["done"] == JOB_VIDEOS - resumed["skipped"]
+    print(f"stopped with {stopped_with} done (sidecars folded at the stop: {folded_at_stop}), resumed "
+          f"{resumed['done']}; " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
