@@ -304,7 +304,9 @@ class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
     ``write`` runs where the features are (a Ray worker, or in-process) and returns the
-    manifest records; ``on_write_complete`` runs once, in the driver, and commits them.
+    manifest records. The local executor commits them with ``on_write_complete`` (a manifest
+    append right after the rename, by the same process); a Ray write task commits them itself
+    with ``write_sidecar``, since its driver learns of them only when every task is done.
 
     Args:
         out: the output directory.
@@ -351,12 +353,10 @@ class ShardSink:
         """
         if not records:
             return None
-        shard = next((r["shard"] for r in records if r["status"] == DONE), None)
+        shard, claimed = next((r["shard"] for r in records if r["status"] == DONE), None), None
         if shard is None:
             claimed, final = self._allocate()
             shard = final.name
-        else:
-            claimed = None
         try:
             return atomic_write(self.out.shards / (shard + SIDECAR_SUFFIX), "".join(_record_line(r) for r in records))
         finally:
