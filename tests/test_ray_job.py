@@ -129,7 +129,7 @@ def test_sidecar_temp_and_damaged_sidecars(sink, caplog):
 
 # The real cluster path: a Ray head with the job API on this machine.
 
-JOB_VIDEOS = 6  # a stop takes a few seconds to land (CLI start-up, SIGTERM): videos to spare
+JOB_VIDEOS = 8  # a stop lands 5-10 s after the first shard (CLI start-up, SIGTERM): 1-4 more videos commit meanwhile
 # One video per shard, so that a stop lands between shards; tiny models, small batches.
 JOB_CONFIG = (
     "stages: [appearance, objects, motion]\nshard_videos: 1\nmax_failures: 0\npreset: tiny\nweights: random\n"
