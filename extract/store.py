@@ -2,8 +2,11 @@
 
     OUT/shards/part-XXXXX.h5   written as part-XXXXX.h5.tmp, fsynced, then renamed: readers
                                never see a half-written shard
-    OUT/manifest.jsonl         one JSON record per line, appended after a shard's rename;
-                               the last record of a key wins
+    OUT/shards/part-XXXXX.h5.records.jsonl
+                               a Ray write task's manifest records (sidecar), renamed into
+                               place after its shard: the commit of that shard
+    OUT/manifest.jsonl         one JSON record per line, appended after a shard's rename
+                               (local) or folded from the sidecars; the last record of a key wins
     OUT/masn/...               index files of HDF5 external links into the shards
     OUT/trajectories.h5        ``/K`` links to each video's trajectory group
     OUT/run.json               config, versions, weights, timings, failures
@@ -21,6 +24,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.atomic import TMP_SUFFIX, atomic_path, atomic_write
+from extract.atomic import TMP_SUFFIX, atomic_path, atomic_write, fsync_dir
 from extract import layout
 from extract.layout import TRAJECTORY_GROUP, nan_allowed, shard_path
 from extract.masn_index import MASN_INDEX_FILES
@@ -38,6 +42,7 @@ __all__ = ["Committed", "OutputDir", "ShardSink", "VideoResult", "build_index", 
 SHARDS_DIR = "shards"
 SHARD_PREFIX = "part-"
 SHARD_SUFFIX = ".h5"
+SIDECAR_SUFFIX = ".records.jsonl"  # part-XXXXX.h5 + this: the records committed with that shard
 MANIFEST_FILE = "manifest.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
@@ -45,6 +50,8 @@ MASN_DIR = "masn"
 
 TRAJECTORY_INDEX = "trajectories.h5"
 TRAJECTORIES = TRAJECTORY_GROUP  # shard group; its boxes are NaN where a trajectory is absent
+
+log = logging.getLogger("extract")
 
 DONE = "done"
 FAILED = "failed"
@@ -191,13 +198,58 @@ class OutputDir:
         """Records of videos whose features are committed."""
         return {k: r for k, r in self.read_manifest().items() if r["status"] == DONE}
 
+    def fold_sidecars(self) -> list[dict]:
+        """Append the records of every sidecar to the manifest, then delete the sidecars.
+
+        Exact whatever a crash interrupted: a sidecar exists only once its shard is renamed
+        (a shard without one is an orphan for ``clean``); a record already the latest of its
+        key is not appended again (a crash between the append and the deletes); a key in
+        several sidecars (a write task retried after its worker died once its files were in
+        place) keeps the highest-numbered one, and the other shard becomes an orphan. Call only
+        while holding the lock. Returns the records appended, in sidecar order.
+        """
+        paths = sorted(self.shards.glob(f"{SHARD_PREFIX}*{SIDECAR_SUFFIX}"), key=_shard_number) if self.shards.exists() else []
+        if not paths:
+            return []
+        chosen: dict[str, dict] = {}
+        for path in paths:
+            for record in self._read_sidecar(path):
+                chosen.pop(record["key"], None)
+                chosen[record["key"]] = record
+        latest = self.read_manifest()
+        new = [r for r in chosen.values() if latest.get(r["key"]) != r]
+        self.append_manifest(new)
+        for path in paths:
+            path.unlink()
+        fsync_dir(self.shards)
+        log.info("committed %d record(s) of %d shard sidecar(s)", len(new), len(paths))
+        return new
+
+    def _read_sidecar(self, path: Path) -> list[dict]:
+        """A sidecar's records; a done record whose shard is gone is dropped (its video is redone)."""
+        records = []
+        for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            record, problem = _parse_record(raw)
+            if record is None:
+                log.warning("%s: line %d: %s; skipped (its video, if any, is extracted again)", path, number,
+                            problem or "torn record")
+            elif record["status"] == DONE and not (self.shards / record["shard"]).is_file():
+                log.warning("%s: %s is missing; %s is extracted again", path, record["shard"], record["key"])
+            else:
+                records.append(record)
+        return records
+
     def clean(self) -> list[Path]:
-        """Remove leftovers of killed runs: temp shards, and shards no done record points to.
+        """Commit the sidecars left by a stopped run, then remove its leftovers: temp files, and
+        shards no done record points to.
 
         Call only while holding the lock. Returns the removed paths.
         """
         if not self.shards.exists():
             return []
+        self.fold_sidecars()
         referenced = {r["shard"] for r in self.done().values()}
         removed = []
         for path in sorted(self.shards.iterdir()):
@@ -205,6 +257,12 @@ class OutputDir:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+def _shard_number(path: Path) -> int:
+    """The number of ``part-XXXXX...``, or -1 for a name without one."""
+    digits = path.name[len(SHARD_PREFIX) :].split(".")[0]
+    return int(digits) if path.name.startswith(SHARD_PREFIX) and digits.isdigit() else -1
 
 
 def _record_line(record: dict) -> str:
@@ -284,7 +342,9 @@ class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
     ``write`` runs where the features are (a Ray worker, or in-process) and returns the
-    manifest records; ``on_write_complete`` runs once, in the driver, and commits them.
+    manifest records. The local executor commits them with ``on_write_complete`` (a manifest
+    append right after the rename, by the same process); a Ray write task commits them itself
+    with ``write_sidecar``, since its driver learns of them only when every task is done.
 
     Args:
         out: the output directory.
@@ -325,14 +385,26 @@ class ShardSink:
     def on_write_complete(self, records: Sequence[dict]) -> None:
         self.out.append_manifest(records)
 
+    def write_sidecar(self, records: Sequence[dict]) -> Path | None:
+        """Commit ``records`` (``write``'s) where they were written: ``<shard>.records.jsonl``,
+        renamed into place after the shard; ``OutputDir.fold_sidecars`` moves them to the
+        manifest. A batch without a shard (every video failed) takes a shard number of its own.
+        """
+        if not records:
+            return None
+        shard, claimed = next((r["shard"] for r in records if r["status"] == DONE), None), None
+        if shard is None:
+            claimed, final = self._allocate()
+            shard = final.name
+        try:
+            return atomic_write(self.out.shards / (shard + SIDECAR_SUFFIX), "".join(_record_line(r) for r in records))
+        finally:
+            if claimed is not None:
+                claimed.unlink()
+
     def _allocate(self) -> tuple[Path, Path]:
         """Claim the next free shard number with O_EXCL, safe between concurrent writers."""
-        taken = [
-            int(p.name[len(SHARD_PREFIX) :].split(".")[0])
-            for p in self.out.shards.glob(f"{SHARD_PREFIX}*")
-            if p.name[len(SHARD_PREFIX) :].split(".")[0].isdigit()
-        ]
-        n = max(taken, default=-1) + 1
+        n = max((_shard_number(p) for p in self.out.shards.glob(f"{SHARD_PREFIX}*")), default=-1) + 1
         while True:
             final = self.out.shards / f"{SHARD_PREFIX}{n:05d}{SHARD_SUFFIX}"
             tmp = final.with_name(final.name + TMP_SUFFIX)

@@ -5,13 +5,21 @@
          a video of several parts travels without frames (stream): the actor decodes it part by part
       --map_batches(_ExtractorActor), actors-->    {key, path, reason, info, features}
          shard_videos videos per call; one actor per GPU holds every model, built once
-      --Write(ShardDatasink), CPU tasks-->         one shard per actor batch (temp file, rename)
-      --driver-->                                  manifest commit, as each write task finishes
+      --write_datasink(ShardDatasink), CPU tasks-->  one shard per actor batch (temp file, rename),
+                                                   then its records beside it (sidecar, rename)
+      --driver-->                                  sidecars folded into the manifest at the end
 
 Every failure is data, never a lost block: decode and model errors come out of the UDFs as
 rows with a reason, and become failed manifest records. A video has its own block until the
 actors batch it, so nothing upstream of the models can take another video down with it. A
 killed actor is restarted by Ray and its batches are retried on it.
+
+A shard is committed by its write task: the sidecar ``part-XXXXX.h5.records.jsonl`` renamed
+into place after the shard (``ShardSink.write_sidecar``). Ray Data's public
+``write_datasink`` reports write results only once every task is done, so the driver folds
+the sidecars into the manifest then, or as it stops (an error, SIGTERM from ``ray job stop``);
+a driver killed outright leaves them to the next run, which folds them before it computes
+what is left (``OutputDir.clean``). Nothing committed is lost and nothing is committed twice.
 
 Per-video features are bit-identical to the local executor's on the same device: the
 extractor pads every ResNet/I3D batch to a fixed size and runs the detector one frame at a
@@ -22,8 +30,8 @@ CPU budget, so that the models never starve the decoding that feeds them: a deco
 1 CPU, a GPU actor ``GPU_ACTOR_CPUS``, a write task ``WRITE_CPUS``; on a cluster without GPUs
 one CPU actor reserves ``CPU_ACTOR_CPUS``, less than a core.
 
-OUT must be on a filesystem every node sees: write tasks create and rename the shards on the
-workers, and the driver appends the manifest.
+OUT must be on a filesystem every node sees: write tasks create and rename the shards and
+sidecars on the workers, and the driver appends the manifest.
 """
 
 from __future__ import annotations
@@ -37,11 +45,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import ray
-from ray.data import Dataset, Datasink
-from ray.data._internal.logical.interfaces import LogicalPlan
-from ray.data._internal.logical.operators import Write
+from ray.data import Datasink
 from ray.data.block import BlockAccessor
-from ray.data.datasource.datasink import WriteResult, _gen_datasink_write_result
+from ray.data.datasource.datasink import WriteResult
 
 from extract.datasets.base import VideoRecord
 from extract.decoded import from_row, to_row
@@ -74,8 +80,8 @@ def execute_ray(
             ``no_progress_timeout_s`` shape the execution.
         weights: checkpoint path (None for random) per model role, resolved by the driver;
             an actor whose node lacks a path resolves that role again locally.
-        sink: the output; its ``write`` runs in Ray write tasks, ``on_write_complete`` here.
-        on_result: called in the driver for each video once its record is committed.
+        sink: the output; its ``write`` and ``write_sidecar`` run in Ray write tasks.
+        on_result: called in the driver for each video once its record is in the manifest.
     """
     if not todo:
         return
@@ -87,7 +93,11 @@ def execute_ray(
         # lines otherwise. The context is this dataset's copy: the process default is untouched.
         ds.context.enable_rich_progress_bars = True
         ds.context.use_ray_tqdm = False
-        _write_streaming(ds, ShardDatasink(sink, on_result))
+        datasink = ShardDatasink(sink, on_result)
+        try:
+            ds.write_datasink(datasink, ray_remote_args={"num_cpus": WRITE_CPUS})
+        finally:
+            datasink.commit()  # on a failure or a stop, the shards committed so far
         # A write task retried after its worker died may have renamed a shard that the retry
         # then wrote again; only the retry's shard is in the manifest.
         removed = sink.out.clean()
@@ -251,8 +261,9 @@ class ShardDatasink(Datasink):
     """Ray Data's write lifecycle on ``ShardSink``.
 
     ``write`` runs in a write task and stores the rows it gets (one actor batch) as one
-    shard: temp file, fsync, rename. It returns the manifest records, which
-    ``on_write_complete`` appends in the driver before reporting each video to ``on_result``.
+    shard, then its manifest records as the shard's sidecar: each a temp file, fsync, rename.
+    ``commit`` (``on_write_complete``) folds the sidecars into the manifest, in the driver,
+    and reports each video to ``on_result``.
     """
 
     def __init__(self, sink: ShardSink, on_result: Callable[[Committed], None]) -> None:
@@ -266,31 +277,16 @@ class ShardDatasink(Datasink):
     def on_write_start(self, schema=None) -> None:
         self.sink.on_write_start()
 
-    def write(self, blocks: Iterable, ctx) -> list[dict]:
+    def write(self, blocks: Iterable, ctx) -> int:
         results = [r for block in blocks for r in _results(BlockAccessor.for_block(block).to_batch_format("numpy"))]
-        return self.sink.write(results)
+        self.sink.write_sidecar(self.sink.write(results))
+        return len(results)
 
     def on_write_complete(self, write_result: WriteResult) -> None:
-        for records in write_result.write_returns:
-            self.sink.on_write_complete(records)
-            for record in records:
-                self.on_result(Committed.of(record))
+        self.commit()
 
+    def commit(self) -> None:
+        """Fold every sidecar written so far into the manifest (a no-op when none is left)."""
+        for record in self.sink.out.fold_sidecars():
+            self.on_result(Committed.of(record))
 
-def _write_streaming(ds, datasink) -> None:
-    """``ds.write_datasink(datasink)``, committing each write task's result as it finishes.
-
-    ``Dataset.write_datasink`` materializes the whole dataset and calls ``on_write_complete``
-    once at the end: a crash would leave every shard of the run out of the manifest, and
-    progress would stay at zero until then. This runs the same plan (Ray's ``Write``
-    operator) but consumes it as a stream. It uses Ray Data internals, as of ray 2.60.0
-    (the version pinned by the ``ray`` extra).
-    """
-    write = Write(datasink, input_dependencies=[ds._logical_plan.dag], ray_remote_args={"num_cpus": WRITE_CPUS})
-    written = Dataset._from_parent(ds, LogicalPlan(write, ds.context))
-    try:
-        for bundle in written.iter_internal_ref_bundles():
-            datasink.on_write_complete(_gen_datasink_write_result(ray.get(bundle.block_refs)))
-    except Exception as e:
-        datasink.on_write_failed(e)
-        raise
