@@ -44,7 +44,7 @@ def run(
     executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS)),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)"),
     num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors (default: every GPU in the cluster)"),
-    decode_workers: Optional[int] = typer.Option(None, help="ray: decode tasks at once (default: as CPUs allow)"),
+    decode_workers: Optional[int] = typer.Option(None, help="decoding processes (local) or tasks (ray) at once (default: local, the cores the models leave; ray, as CPUs allow)"),
     preset: Optional[str] = typer.Option(None, help=" | ".join(PRESETS)),
     weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
