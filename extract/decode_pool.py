@@ -241,3 +241,19 @@ class ChildStream:
             index, handle = self._ahead
             self._ahead = None
             self._pool._row(handle, self._pool._decode_part, self._record, index)
+
+
+_CONTAINED: DecodePool | None = None  # this process's one decoding child for decode_contained
+
+
+def decode_contained(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig,
+                     decode: Callable[..., tuple[dict, float]] = decode_in_child) -> dict:
+    """``record``'s ``extract.decoded`` row, decoded in a child of this process that is kept for
+    the next call (a Ray decode task's decode): a decoder crash fails this video with
+    ``CRASHED``, not the process that asked."""
+    global _CONTAINED
+    if _CONTAINED is None or (_CONTAINED.sampling, _CONTAINED.config, _CONTAINED._decode) != (sampling, config, decode):
+        if _CONTAINED is not None:
+            _CONTAINED.close()
+        _CONTAINED = DecodePool(sampling, config, 1, decode=decode)
+    return _CONTAINED.row(record)

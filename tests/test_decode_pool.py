@@ -169,3 +169,14 @@ def test_failed_video_is_a_result_not_a_crash(tmp_path):
     finally:
         pool.close()
     assert isinstance(result, VideoResult) and result.reason and result.reason != CRASHED
+
+
+def test_contained_decode_as_ray_tasks_use_it(tmp_path):
+    from extract.decode_pool import decode_contained
+
+    good, poison = write_gif(tmp_path / "a.gif", [100] * 4), write_gif(tmp_path / "poison.gif", [100] * 4)
+    sampling, config = SamplingConfig(), DecodeConfig()
+    crashed = decode_contained(VideoRecord("poison", poison), sampling, config, decode=segfault_on_poison)
+    row = decode_contained(VideoRecord("a", good), sampling, config, decode=segfault_on_poison)
+    assert crashed["reason"] == CRASHED
+    assert row["reason"] == "" and np.array_equal(row["frames"], decode(good, sampling, config).frames)
