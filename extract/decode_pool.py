@@ -132,6 +132,10 @@ class DecodePool:
     def workers(self) -> int:
         return len(self._children)
 
+    def child_pids(self) -> list[int]:
+        """The decoding children's process ids (for measurements)."""
+        return [pid for pool in self._children for pid in pool._processes]
+
     @staticmethod
     def _start() -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Download the wheels that scripts/gpu_check.sh installs on a GPU box without internet access
+# (Python 3.12, torch and torchvision preinstalled) into DEST (default .whl/), from the list
+# scripts/gpu_wheels.txt. Run it on a machine that reaches PyPI; then carry DEST along.
+#   scripts/fetch_gpu_wheels.sh [DEST]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+dest="${1:-$here/../.whl}"
+python="${PYTHON:-python3}"
+platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+mkdir -p "$dest"
+
+while read -r spec kind; do
+    case "$spec" in ''|'#'*) continue ;; esac
+    if [ "${kind:-}" = sdist ]; then
+        # Source only on PyPI and pure Python: build a py3-none-any wheel here.
+        "$python" -m pip wheel --quiet --no-deps -w "$dest" "$spec"
+    else
+        "$python" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+            --implementation cp "${platforms[@]}" -d "$dest" "$spec"
+    fi
+done < "$here/gpu_wheels.txt"
+
+count=$(find "$dest" -maxdepth 1 -name '*.whl' | wc -l)
+echo "$count wheels in $dest ($(du -sh "$dest" | cut -f1))"
