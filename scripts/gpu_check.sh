@@ -3,10 +3,11 @@
 # and the full bench (paper preset, random weights) with the GPU sampled, and print a table.
 # Meant to finish in under 8 minutes on one H100/H200 with 16 cores.
 #
-#   scripts/gpu_check.sh [--device cuda|cpu] [--synthetic N] [--python PY] [--wheels DIR] [--no-install]
+#   scripts/gpu_check.sh [--device cuda|cpu] [--synthetic N] [--preset paper|tiny] [--python PY]
+#                        [--wheels DIR] [--no-install]
 #
-# --device cpu runs every step without a GPU (no nvidia-smi, no CUDA tests): a check of the
-# script itself. Everything goes under $OUT (default ./gpu_check_out): logs, JSON, the table.
+# --device cpu --preset tiny runs every step without a GPU (no nvidia-smi, no CUDA tests): a
+# check of the script itself. Everything goes under $OUT (default ./gpu_check_out): logs, JSON, the table.
 # The box's preinstalled Python (torch, torchvision) is reused through a venv that sees its
 # site-packages; the missing packages come from wheels in DIR (scripts/fetch_gpu_wheels.sh).
 set -euo pipefail
@@ -14,6 +15,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 device=cuda
 synthetic=32
+preset=paper
 python="${PYTHON:-python3}"
 wheels="$repo/.whl"
 install=1
@@ -21,10 +23,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
         --synthetic) synthetic="$2"; shift 2 ;;
+        --preset) preset="$2"; shift 2 ;;
         --python) python="$2"; shift 2 ;;
         --wheels) wheels="$2"; shift 2 ;;
         --no-install) install=0; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -54,8 +57,12 @@ if [ "$install" = 1 ]; then
     else
         say "no wheels in $wheels: the base environment must have every dependency"
     fi
+    # Built by the base Python, whose setuptools (a torch dependency) is recent: a venv's own
+    # bundled one (Python <= 3.11) may lack bdist_wheel, and build isolation would download.
     say "installing vqa-extract (--no-deps, offline)"
-    "$venv/bin/python" -m pip install --quiet --no-deps --no-index --no-build-isolation "$repo" >> "$log" 2>&1
+    rm -rf "$out/dist"
+    "$python" -m pip wheel --quiet --no-deps --no-index --no-build-isolation -w "$out/dist" "$repo" >> "$log" 2>&1
+    "$venv/bin/python" -m pip install --quiet --no-deps --no-index "$out"/dist/vqa_extract-*.whl >> "$log" 2>&1
     py="$venv/bin/python"
 else
     py="$python"
@@ -107,9 +114,9 @@ if [ "$device" != cpu ] && command -v nvidia-smi > /dev/null; then
 fi
 stop_sampler() { if [ -n "$sampler" ]; then kill "$sampler" 2> /dev/null || true; wait "$sampler" 2> /dev/null || true; sampler=""; fi; }
 trap stop_sampler EXIT
-say "bench --preset paper --weights random --device $device --synthetic $synthetic"
+say "bench --preset $preset --weights random --device $device --synthetic $synthetic"
 bench_start=$(date +%s.%N)
-timeout 330 "$py" -m extract bench --preset paper --weights random --device "$device" --synthetic "$synthetic" \
+timeout 330 "$py" -m extract bench --preset "$preset" --weights random --device "$device" --synthetic "$synthetic" \
     --no-check --json "$out/bench.json" > "$out/bench.log" 2>&1 || say "bench failed (rc $?; see bench.log)"
 bench_end=$(date +%s.%N)
 stop_sampler
