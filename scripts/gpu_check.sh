@@ -140,6 +140,7 @@ if bench:
     steps, videos = inputs["steps"], max(opt["videos"], 1)
     for name in ("decode", "detector", "resnet", "i3d", "roialign", "linking", "write"):
         s = opt["stages"][name]["s_per_video"] * videos
+        # A step is one ResNet frame and one I3D clip; the detector sees at least as many frames.
         rate = f"{steps / s:,.0f} steps/s of busy time" if s > 0 else "-"
         rows.append((name, f"{opt['stages'][name]['s_per_video'] * 1000:.1f} ms/video, {rate}", GOALS.get(name, "")))
     rows.append(("wall", f"{opt['videos_per_s']:.2f} videos/s, {opt['grid_frames_per_s']:,.0f} grid frames/s "
