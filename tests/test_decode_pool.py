@@ -3,6 +3,7 @@ submission order, a crash contained to its video (whole or in a part), no child 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -180,3 +181,18 @@ def test_contained_decode_as_ray_tasks_use_it(tmp_path):
     row = decode_contained(VideoRecord("a", good), sampling, config, decode=segfault_on_poison)
     assert crashed["reason"] == CRASHED
     assert row["reason"] == "" and np.array_equal(row["frames"], decode(good, sampling, config).frames)
+
+
+def test_decode_only_bench_ends_with_the_throughput_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from extract.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--decode-only", "--synthetic", "3", "--decode-workers", "1,2",
+                                      "--repeat", "1", "--transfer", "both", "--json", str(tmp_path / "d.json")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("decode: ") and lines[-1].endswith(" videos/s with 2 workers")
+    measured = json.loads((tmp_path / "d.json").read_text())["results"]
+    assert [(r["workers"], r["transfer"]) for r in measured] == [(1, "shm"), (1, "pickle"), (2, "shm"), (2, "pickle")]
+    assert all(r["grid_frames"] > 0 and r["failed"] == 0 for r in measured)

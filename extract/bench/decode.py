@@ -157,12 +157,14 @@ def format_decode_report(result: dict) -> list[str]:
         f"{result['load_after'][0]:.1f} after; nice {result['nice']}",
         "",
         f"{'workers':>7} {'transfer':>8} {'videos/s':>9} {'(min-max)':>11} {'grid frames/s':>14} "
-        f"{'child CPU ms/video':>19} {'parent CPU ms/video':>20}",
+        f"{'child CPU ms/video':>19} {'parent CPU ms/video':>20} {'cores busy':>10}",
     ]
     for r in result["results"]:
         lo, hi = r["videos_per_s_spread"]
         lines.append(f"{r['workers']:>7} {r['transfer']:>8} {r['videos_per_s']:>9.2f} {f'{lo:.1f}-{hi:.1f}':>11} "
-                     f"{r['grid_frames_per_s']:>14.0f} {r['child_cpu_ms_per_video']:>19.1f} {r['parent_cpu_ms_per_video']:>20.2f}")
+                     f"{r['grid_frames_per_s']:>14.0f} {r['child_cpu_ms_per_video']:>19.1f} {r['parent_cpu_ms_per_video']:>20.2f} "
+                     f"{(r['child_cpu_ms_per_video'] + r['parent_cpu_ms_per_video']) * r['videos_per_s'] / 1000:>10.2f}")
+    lines.append("(cores busy: the CPU the decoding got; below the worker count, the machine's other load held it back)")
     by = {(r["workers"], r["transfer"]): r for r in result["results"]}
     base = next(iter(by))  # the first worker count and transfer asked for
     for (w, t), r in sorted(by.items()):
