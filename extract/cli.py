@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from extract.names import DATASETS, EXECUTORS, PRESETS, STAGES, TGIF_TASK_ALIASES
+from extract.names import DATASETS, EXECUTORS, PRESETS, STAGES, TGIF_FORMAT, TGIF_TASK_ALIASES
 from extract.videoqa.registry import MODEL_MODULES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible VideoQA feature extraction (MASN layout).")
@@ -28,6 +28,9 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+FROM_YAML = "from --config"  # run options left out take the value in the run's YAML config
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
@@ -36,25 +39,26 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def run(
     dataset: str = typer.Option(..., help=" | ".join(DATASETS)),
-    config: Optional[Path] = typer.Option(None, help="YAML config (default: pipelines/<dataset>.yaml)"),
-    data_root: Optional[Path] = typer.Option(None, help="annotations root"),
-    videos: Optional[Path] = typer.Option(None, help="directory of the video files"),
-    out: Optional[Path] = typer.Option(None, help="output directory"),
-    stages: Optional[str] = typer.Option(None, help="comma-separated: " + ",".join(STAGES)),
-    executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS)),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)"),
-    num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors (default: every GPU in the cluster)"),
-    decode_workers: Optional[int] = typer.Option(None, help="decoding processes (local) or tasks (ray) at once (default: local, the cores the models leave; ray, as CPUs allow)"),
-    preset: Optional[str] = typer.Option(None, help=" | ".join(PRESETS)),
-    weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
-    batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch"),
-    max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)"),
-    part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)"),
-    max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)"),
-    limit: Optional[int] = typer.Option(None, help="only the first N videos"),
-    max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    config: Optional[Path] = typer.Option(None, help="YAML config", show_default="pipelines/DATASET.yaml"),
+    data_root: Optional[Path] = typer.Option(None, help="annotations root", show_default=FROM_YAML),
+    videos: Optional[Path] = typer.Option(None, help="directory of the video files", show_default=FROM_YAML),
+    out: Optional[Path] = typer.Option(None, help="output directory", show_default=FROM_YAML),
+    stages: Optional[str] = typer.Option(None, help="comma-separated: " + ",".join(STAGES), show_default=FROM_YAML),
+    executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS), show_default=FROM_YAML),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)", show_default=FROM_YAML),
+    num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors", show_default="every GPU in the cluster"),
+    decode_workers: Optional[int] = typer.Option(None, help="decoding processes (local) or tasks (ray) at once",
+                                                 show_default="local: the cores the models leave; ray: as CPUs allow"),
+    preset: Optional[str] = typer.Option(None, help=" | ".join(PRESETS), show_default=FROM_YAML),
+    weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR", show_default=FROM_YAML),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N", show_default=FROM_YAML),
+    batch_size: Optional[int] = typer.Option(None, help="frames or clips per model batch", show_default=FROM_YAML),
+    max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)", show_default=FROM_YAML),
+    part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)", show_default=FROM_YAML),
+    max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)", show_default=FROM_YAML),
+    limit: Optional[int] = typer.Option(None, help="only the first N videos", show_default=FROM_YAML),
+    max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail", show_default=FROM_YAML),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log lines", show_default="off"),
 ) -> None:
     """Extract features into OUT (resumable: done videos are skipped)."""
     _setup_logging(verbose)
@@ -73,12 +77,14 @@ def run(
         "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
     }
     raise_on_sigterm()  # a scheduler's SIGTERM stops the run as Ctrl-C does
+    cfg = None
     try:
         cfg = load_config(dataset, config_path=config, overrides=overrides)
         summary = run_pipeline(cfg)
     except KeyboardInterrupt as e:
-        # Committed shards are kept and a half-written one is removed: the rerun resumes.
-        _fail("interrupted: rerun the same command to resume", code=143 if isinstance(e, Terminated) else 130)
+        # Committed shards are kept and indexed, a half-written one is removed: the rerun resumes.
+        done = f" ({cfg.out}/run.json and the index list the videos done so far)" if cfg is not None else ""
+        _fail(f"interrupted: rerun the same command to resume{done}", code=143 if isinstance(e, Terminated) else 130)
     except ConfigError as e:
         _fail(str(e))
     except (AnnotationError, WeightsUnavailable, OutputLocked, FileNotFoundError, ValueError) as e:
@@ -120,13 +126,14 @@ def verify(
 def viz(
     out: Path = typer.Argument(..., help="output directory"),
     key: str = typer.Argument(..., help="video key"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG contact sheet, or .gif (default OUT/viz/KEY.png)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="PNG contact sheet, or .gif [default: ./viz-KEY.png]"),
 ) -> None:
-    """Draw a video's boxes (with labels) and trajectories on its sampled frames."""
+    """Draw a video's boxes (with labels and scores) and trajectories on its sampled frames."""
     from extract.viz import render
 
     try:
-        path = render(out, key, output or out / "viz" / f"{key}.png")
+        # Not inside OUT by default: OUT may be a DVC output, which an extra file would change.
+        path = render(out, key, output or Path(f"viz-{key.replace('/', '_')}.png"))
     except (KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     typer.echo(str(path))
@@ -242,31 +249,59 @@ def _model_options(pairs: list[str]) -> dict:
     return options
 
 
+def _validation_lines(error, options: set[str]) -> str:
+    """A pydantic error as one line per field, named as the option a person types: ``--epochs``, or
+    ``--model-option NAME`` for a field of the model's config that has no option of its own."""
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"] if str(part) != "model"]
+        name = "-".join(loc)
+        flag = f"--{name.replace('_', '-')}" if name in options else f"--model-option {name}" if name else "options"
+        lines.append(f"  {flag}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _interrupted_training(out_dir: Path) -> None:
+    """Say what an interrupted training run keeps: the best checkpoint so far and the epochs' metrics."""
+    history = out_dir / "metrics.jsonl"
+    epochs = [json.loads(line) for line in history.read_text().splitlines() if line.strip()] if history.is_file() else []
+    selected = [e for e in epochs if e.get("selected")]
+    if not selected or not (out_dir / "checkpoint.pt").is_file():
+        _fail(f"interrupted before the first epoch ended: nothing is kept in {out_dir}", code=130)
+    best = selected[-1]
+    metric = next(k for k in best if k.startswith("val_") and k != "val_loss" and k != "val")
+    _fail(f"interrupted after {len(epochs)} epoch(s): the best checkpoint so far (epoch {best['epoch']}, {metric} "
+          f"{best[metric]:.3f}) is kept in {out_dir / 'checkpoint.pt'}, the epochs in {history}; no test predictions "
+          "or run.json were written. Training does not resume: evaluate that checkpoint with `extract evaluate "
+          "--checkpoint`, or rerun with --overwrite to train again", code=130)
+
+
 @app.command(help="Train a registered VideoQA model on extracted features. Models: "
              f"{', '.join(sorted(MODEL_MODULES))}. Model selection on validation; the test split is evaluated once.")
 def train(
     model: str = typer.Argument(..., help="registered model name (see Models above)"),
     dataset: str = typer.Option(..., help=" | ".join(DATASETS)),
-    task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA"),
+    task: Optional[str] = typer.Option(None, help="TGIF task: Count | Action | Trans | FrameQA",
+                                       show_default="none; tgif, demo, folder need one"),
     data_root: Path = typer.Option(..., help="annotations root (question files)"),
     feat_dir: Path = typer.Option(..., help="feature dir: OUT/masn, or what `extract export nextqa` wrote"),
     out_dir: Path = typer.Option(..., help="where checkpoint, metrics and predictions go"),
-    glove: Optional[Path] = typer.Option(None, help="GloVe text file (300-d)"),
-    random_embeddings: bool = typer.Option(False, help="random word vectors instead of GloVe (recorded)"),
-    epochs: Optional[int] = typer.Option(None, help="at most this many epochs [default: 50]"),
-    batch_size: Optional[int] = typer.Option(None, help="questions per batch [default: the paper's]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [default: the paper's]"),
-    hidden_size: Optional[int] = typer.Option(None, help="model width (model option hidden_size)"),
-    patience: Optional[int] = typer.Option(None, help="stop after this many epochs without validation gain"),
-    question_only: bool = typer.Option(False, help="baseline: the video features are not used (recorded)"),
-    standardize_features: bool = typer.Option(False, help="z-score feature channels with training statistics"),
-    model_option: list[str] = typer.Option([], "--model-option", "-o", help="NAME=VALUE of the model's config"),
-    augment: Optional[str] = typer.Option(None, help="sample augmentation of multiple-choice training: a-, qa- or a-,qa-"),
+    glove: Optional[Path] = typer.Option(None, help="GloVe text file (300-d)", show_default="none: give --random-embeddings"),
+    random_embeddings: bool = typer.Option(False, "--random-embeddings", help="random word vectors instead of GloVe (recorded)", show_default="off"),
+    epochs: Optional[int] = typer.Option(None, help="at most this many epochs", show_default="50"),
+    batch_size: Optional[int] = typer.Option(None, help="questions per batch", show_default="the model's paper value"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate", show_default="the model's paper value"),
+    hidden_size: Optional[int] = typer.Option(None, help="model width (model option hidden_size)", show_default="the model's"),
+    patience: Optional[int] = typer.Option(None, help="stop after this many epochs without validation gain", show_default="10"),
+    question_only: bool = typer.Option(False, "--question-only", help="baseline: the video features are not used (recorded)", show_default="off"),
+    standardize_features: bool = typer.Option(False, "--standardize-features", help="z-score feature channels with training statistics", show_default="off"),
+    model_option: list[str] = typer.Option([], "--model-option", "-o", help="NAME=VALUE of the model's config (repeatable)", show_default="none"),
+    augment: Optional[str] = typer.Option(None, help="sample augmentation of multiple-choice training: a-, qa- or a-,qa-", show_default="none"),
     augment_negatives: int = typer.Option(5, help="M, negatives added per strategy and question (with --augment)"),
-    bert_dir: Optional[Path] = typer.Option(None, help="dir of NExT-QA's bert_ft_<split>.h5 (hga, trajectory_hg)"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] [default: auto]"),
-    seed: Optional[int] = typer.Option(None, help="initialisation and shuffling seed [default: 0]"),
-    overwrite: bool = typer.Option(False, help="replace an existing run in OUT_DIR"),
+    bert_dir: Optional[Path] = typer.Option(None, help="dir of NExT-QA's bert_ft_<split>.h5 (hga, trajectory_hg)", show_default="none: GloVe"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N]", show_default="auto"),
+    seed: Optional[int] = typer.Option(None, help="initialisation and shuffling seed", show_default="0"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in OUT_DIR", show_default="off"),
 ) -> None:
     _setup_logging(False)
     from pydantic import ValidationError
@@ -282,6 +317,10 @@ def train(
         _fail(str(e))
     if task is not None and task.lower() not in TGIF_TASK_ALIASES:
         _fail(f"--task must be one of Count, Action, Trans, FrameQA, got {task!r}")
+    if task is None and dataset in TGIF_FORMAT:
+        _fail(f"--dataset {dataset} trains one task at a time: pass --task Count|Action|Trans|FrameQA")
+    if task is not None and dataset not in TGIF_FORMAT:
+        _fail(f"--dataset {dataset} trains on all its questions: drop --task {task}")
     given = {
         "arch": model, "dataset": dataset, "task": TGIF_TASK_ALIASES[task.lower()] if task else None, "data_root": data_root,
         "feat_dir": feat_dir, "out_dir": out_dir, "glove": glove, "random_embeddings": random_embeddings,
@@ -308,9 +347,11 @@ def train(
     try:
         checkpoint = run_training(TrainConfig.model_validate(settings))
     except ValidationError as e:
-        _fail(f"invalid training configuration:\n{e}")
+        _fail(f"invalid training options:\n{_validation_lines(e, {p for p in given if p != 'arch'} | {'hidden_size'})}")
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _interrupted_training(out_dir)
     summary = json.loads((checkpoint.parent / "run.json").read_text())
     for split in ("val", "test"):
         metrics = summary.get(split)

@@ -286,6 +286,20 @@ def explain(error: ValidationError, source: str) -> ConfigError:
     return ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines))
 
 
+def _read_yaml(source) -> Any:
+    """The YAML document in ``source``; ConfigError naming the file and line of a syntax error."""
+    try:
+        return yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {e.start}): save the config as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{source}:{where}: YAML syntax error: {problem}; fix the file "
+                          "(indentation, a bracket or quote that does not close)") from None
+
+
 def load_config(dataset: str, *, config_path: Path | None = None, overrides: dict | None = None) -> RunConfig:
     """Defaults of ``pipelines/<dataset>.yaml`` (or ``config_path``), then ``overrides`` on top.
 
@@ -299,7 +313,7 @@ def load_config(dataset: str, *, config_path: Path | None = None, overrides: dic
     source = config_path or default_pipeline(dataset)
     if not source.is_file():
         raise FileNotFoundError(f"no default config {source} for dataset {dataset!r}")
-    raw = yaml.safe_load(source.read_text()) or {}
+    raw = _read_yaml(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     raw = deep_merge(raw, {"dataset": dataset})

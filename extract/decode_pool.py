@@ -81,8 +81,12 @@ def _keep(key: str, video: VideoFile) -> None:
 
 
 def _child_init() -> None:
-    """In each decoding child: die with the forkserver (its parent), which dies with the run."""
+    """In each decoding child: die with the forkserver (its parent), which dies with the run; ignore
+    Ctrl-C, which reaches the whole process group: the run handles it and closes this child."""
+    import signal
+
     die_with_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass

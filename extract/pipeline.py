@@ -8,16 +8,19 @@ included) completes exactly those.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from extract import __version__
 from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
-from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, build_index
+from extract.progress import VideoCounter
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult, build_index
 from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")
@@ -36,18 +39,38 @@ class RunSummary:
     skipped: int = 0
     frames: int = 0
     wall_s: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) or SIGTERM; run.json and the index cover what was done
     failures: list[tuple[str, str]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)  # key -> video path of each failure, for its line
 
     @property
     def videos_per_s(self) -> float:
-        return (self.done + self.failed) / self.wall_s if self.wall_s > 0 else 0.0
+        """Videos extracted (done) per second of wall time; failed and skipped ones take little time
+        and would make a mostly failing run look fast."""
+        return self.done / self.wall_s if self.wall_s > 0 else 0.0
 
     def lines(self) -> list[str]:
         head = (
             f"videos: {self.done} done, {self.failed} failed, {self.skipped} skipped (already done); "
-            f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s"
+            f"{self.frames} grid frames; {self.wall_s:.1f} s wall, {self.videos_per_s:.2f} videos/s extracted"
         )
-        return [head] + [f"failed {key}: {reason}" for key, reason in self.failures]
+        return [head] + [f"failed {key} ({self.paths.get(key, '?')}): {reason}" for key, reason in self.failures]
+
+
+class ReportingSink:
+    """``sink`` that reports each video to ``counter`` as extracted when its results reach the sink,
+    before the shard is written: progress moves as videos are extracted, not as shards commit."""
+
+    def __init__(self, sink: ShardSink, counter: VideoCounter) -> None:
+        self._sink, self._counter = sink, counter
+
+    def write(self, results: Sequence[VideoResult]) -> list[dict]:
+        for result in results:
+            self._counter.extracted(result.key)
+        return self._sink.write(results)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sink, name)
 
 
 def package_versions() -> dict[str, str]:
@@ -98,11 +121,13 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
     ``timer`` (``extract.timing``) gets the local executor's sections: decode, write and the
     model passes (``extract bench``); the Ray executor times nothing.
 
-    Raises before any work: AnnotationError (bad annotations), WeightsUnavailable (offline,
+    Raises before any work: AnnotationError (bad annotations), PreflightError (Ray missing, no
+    GPU, OUT a file or read-only, none of the videos found), WeightsUnavailable (offline,
     weights not cached), OutputLocked (another run on the same OUT).
     """
     from extract.datasets import load_dataset
     from extract.features.build import resolve_all_weights
+    from extract.preflight import check_run
     from extract.progress import Reporter
 
     start = time.monotonic()
@@ -111,6 +136,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         raise ValueError(f"dataset {config.dataset!r} needs --data-root or --videos")
     dataset = load_dataset(config.dataset, root, videos_dir=config.videos if config.data_root else None)
     records = dataset.videos[: config.limit] if config.limit is not None else dataset.videos
+    check_run(config, records)
     out = OutputDir(config.out)
     out.lock()
     try:
@@ -151,7 +177,8 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
                 # Ray builds the models in its actors only; the driver builds none.
                 configure_threads(config)
                 extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
-                execute_local(config, todo, extractor, sink, on_result, timer=timer)
+                execute_local(config, todo, extractor, ReportingSink(sink, bar), on_result, timer=timer,
+                              on_decoded=bar.decoded)
             else:
                 from extract.executors.ray import execute_ray
 
@@ -162,25 +189,45 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
                 f"writing to {out.root} failed ({e}). Committed videos are kept and no partial shard is "
                 "visible: fix the cause (disk space, permissions) and rerun the same command to resume."
             ) from e
+        except KeyboardInterrupt as e:
+            # Ctrl-C or SIGTERM: what is committed is indexed and recorded below, then the interrupt goes on.
+            summary.interrupted = True
+            interrupt = e
         finally:
             bar.close()
         build_index(out, config.dataset)
-        summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
+        failed = {k: r for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED}
+        summary.failures = [(k, r["reason"]) for k, r in failed.items()]
+        # A non-UTF-8 name (surrogate escapes) is shown as \xNN, as its key is: terminals take it.
+        summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace")
+                         for k, r in failed.items()}
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records))
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights))
+        if summary.interrupted:
+            raise interrupt
         return summary
     finally:
         out.unlock()
 
 
-def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
+    """sha256 of each weights file by role (None: random initialisation); hashed once when checked."""
+    from extract.models.weights import file_sha256
+
+    return {role: file_sha256(path) if path else None for role, path in resolved.items()}
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
+                    weights_sha256: dict[str, str | None]) -> None:
     manifest = out.read_manifest()
     run = {
         "config": config.model_dump(mode="json"),
         "weights": weights,
+        "weights_sha256": weights_sha256,
         "versions": package_versions(),
         "videos": total,
-        "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},
+        "this_run": {k: v for k, v in asdict(summary).items() if k not in ("failures", "paths")}
+        | {"videos_per_s": summary.videos_per_s},
         "totals": {
             "done": sum(r["status"] == "done" for r in manifest.values()),
             "failed": sum(r["status"] == FAILED for r in manifest.values()),

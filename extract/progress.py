@@ -57,39 +57,86 @@ class Reporter:
         else:
             yield from items
 
-    def videos(self, total: int, *, every: int = 10) -> VideoCounter:
-        """A counter of the ``total`` videos of a run; log mode writes a line every ``every`` videos."""
-        return VideoCounter(self, total, every)
+    def videos(self, total: int, *, every: int | None = None) -> VideoCounter:
+        """A counter of the ``total`` videos of a run; log mode writes a line every ``every`` videos
+        (default: a tenth of the run, at least 1 and at most 10) and one per shard committed."""
+        return VideoCounter(self, total, every or max(1, min(10, total // 10)))
 
 
 class VideoCounter:
-    """Counts videos as they finish, done or failed; ``close`` it at the end of the run."""
+    """Counts a run's videos in three steps: ``decoded`` (optional: frames ready for the models),
+    ``extracted`` (features computed or the video failed; its shard is still to be committed) and
+    ``advance`` (committed to OUT: done or failed). The local executor batches a shard's videos
+    through the models together, so decoding is what moves per video between commits; the ETA
+    follows extraction once a video is extracted, decoding before. An executor that reports
+    commits only (Ray) counts each video extracted when it commits. ``close`` it at the end.
+    """
 
     def __init__(self, reporter: Reporter, total: int, every: int) -> None:
         self.reporter, self.total, self.every = reporter, total, every
-        self.done = self.failed = 0
+        self.decoded_count = self.extracted_count = self.done = self.failed = 0
+        self._committing: set[str] = set()  # keys extracted, their shard not committed yet
         self.start = time.monotonic()
         self._bar = None
         if reporter.mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
             self._bar = Progress(
                 TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeRemainingColumn(), console=reporter.console, transient=False,
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=reporter.console,
+                transient=False,
             )
             self._task = self._bar.add_task("videos", total=total, status="")
             self._bar.start()
 
+    def decoded(self, key: str) -> None:
+        """``key`` is decoded (or failed to decode) and goes to the models."""
+        self.decoded_count += 1
+        self._show(key, force=self.decoded_count % self.every == 0 and self.decoded_count < self.total)
+
+    def extracted(self, key: str) -> None:
+        """``key`` is extracted (or failed) and waits for its shard's commit."""
+        self._committing.add(key)
+        self.extracted_count += 1
+        self._show(key, force=False)  # a shard's videos leave the models together: its commit logs them
+
     def advance(self, ok: bool, key: str = "") -> None:
+        """``key`` is committed: done (``ok``) or failed."""
         self.done += ok
         self.failed += not ok
-        n = self.done + self.failed
-        status = f"done {self.done} failed {self.failed}"
+        if key in self._committing:
+            self._committing.discard(key)
+            self._show(key, force=not self._committing)  # a line per shard committed
+        else:
+            self._count_extracted(key)
+
+    def _count_extracted(self, key: str) -> None:
+        self.extracted_count += 1
+        n = self.extracted_count
+        self._show(key, force=n % self.every == 0 or n == self.total)
+
+    def status(self) -> str:
+        """Where the videos are: extracted, of which committed (done, failed) and still committing."""
+        return (f"{self.extracted_count}/{self.total} videos extracted ({self.decoded_count} decoded, "
+                f"{len(self._committing)} committing; committed: done {self.done} failed {self.failed})")
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate of extraction so far (of decoding before the first video is
+        extracted); None before the first video is decoded."""
+        n = self.extracted_count or self.decoded_count
+        return (self.total - n) * (time.monotonic() - self.start) / n if n else None
+
+    def _show(self, key: str, *, force: bool) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=n, status=status)
-        elif n % self.every == 0 or n == self.total:
-            elapsed = time.monotonic() - self.start
-            self.reporter.line(f"{n}/{self.total} videos ({status}) {elapsed:.1f} s elapsed" + (f", last {key}" if key else ""))
+            status = (f"{self.decoded_count} decoded, {len(self._committing)} committing, "
+                      f"done {self.done} failed {self.failed}")
+            self._bar.update(self._task, completed=self.extracted_count, status=status)
+        elif force:
+            eta = self.eta_s()
+            eta_text = f"{eta:.1f} s" if eta is not None else "unknown"
+            last = f", last key {key}" if key else ""
+            self.reporter.line(f"{self.status()}, {time.monotonic() - self.start:.1f} s elapsed, ETA {eta_text}{last}")
 
     def close(self) -> None:
         if self._bar is not None:

@@ -35,8 +35,9 @@ def test_reporter_log_mode_counts_videos_and_batches(caplog):
     counter.close()
     assert list(report.iterate(range(4), 4, "epoch 1")) == [0, 1, 2, 3]
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0].startswith("2/3 videos (done 1 failed 1)") and lines[0].endswith("last b")
-    assert lines[1].startswith("3/3 videos (done 2 failed 1)") and lines[1].endswith("last c")
+    assert lines[0].startswith("2/3 videos extracted (0 decoded, 0 committing; committed: done 1 failed 1)")
+    assert lines[0].endswith("last key b")
+    assert lines[1].startswith("3/3 videos extracted") and lines[1].endswith("last key c")
     assert lines[-1] == "epoch 1: batch 4/4"
     with pytest.raises(ValueError, match="progress mode must be one of"):
         Reporter("loud")

@@ -47,3 +47,24 @@ def test_dvc_repro_demo_chain_then_nothing_to_do(tmp_path):
     assert (project / "reports" / "verify-demo.txt").read_text().strip().endswith("OK")
     second = sh("dvc", "repro")
     assert "Running stage" not in second and "up to date" in second
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(_git("rev-parse", "--git-dir").returncode != 0, reason="not a git checkout")
+def test_dvc_lock_is_neither_committed_nor_ignored():
+    """The README's promise: dvc.lock is not committed (a committed one goes stale with every change
+    to extract/); and it must not be git-ignored, which makes `dvc repro` refuse to run."""
+    assert _git("ls-files", "--error-unmatch", "dvc.lock").returncode != 0, "dvc.lock is committed"
+    assert _git("check-ignore", "-q", "dvc.lock").returncode == 1, "dvc.lock is git-ignored: dvc repro refuses then"
+
+
+def test_max_failures_defaults_are_the_documented_ones():
+    """README "Failure semantics": 0 by default, 100 for TGIF, 10 for MSVD, MSRVTT and NExT-QA."""
+    from extract.config import RunConfig, load_config
+
+    expected = {"demo": 0, "folder": 0, "tgif": 100, "msvd": 10, "msrvtt": 10, "nextqa": 10}
+    assert {name: load_config(name).max_failures for name in expected} == expected
+    assert RunConfig.model_fields["max_failures"].default == 0

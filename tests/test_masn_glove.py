@@ -62,7 +62,7 @@ def test_a_malformed_vocabulary_line_is_an_error(tmp_path):
 
 def test_training_without_word_vectors_stops_with_a_clear_message(tmp_path):
     config = TrainConfig(dataset="tgif", task="count", feat_dir=tmp_path / "nowhere", out_dir=tmp_path / "out")
-    with pytest.raises(ValueError, match="glove=PATH.*random_embeddings=True"):
+    with pytest.raises(ValueError, match="--glove PATH.*--random-embeddings"):
         train(config, {"train": []})
     missing = config.model_copy(update={"glove": tmp_path / "glove.840B.300d.txt"})
     with pytest.raises(FileNotFoundError, match="glove.840B.300d.txt"):

@@ -26,7 +26,7 @@ def test_non_utf8_file_name_fails_its_video_alone(tmp_path):
     for _ in range(2):  # a rerun retries it, and fails it again the same way
         proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
-        assert "failed caf\\xe9: file name is not valid UTF-8" in proc.stdout
+        assert "failed caf\\xe9 (" in proc.stdout and "caf\\xe9.gif): file name is not valid UTF-8" in proc.stdout
     records, problems = OutputDir(out).read_manifest_checked()
     assert problems == [] and records["good"]["status"] == "done" and records["caf\\xe9"]["status"] == "failed"
     assert os.fsencode(records["caf\\xe9"]["path"]).endswith(b"caf\xe9.gif")  # the real name, escaped in JSON

@@ -78,9 +78,9 @@ def resolve_inside(root: Path, relative: str, *, source: str) -> Path:
 
 def check_key(key: str, *, source: str) -> str:
     """Return ``key`` if it can name an HDF5 dataset (non-empty, no ``/``, not ``.``/``..``)."""
-    if not key or "/" in key or key in (".", "..") or key != key.strip():
+    if not key or "/" in key or "\0" in key or key in (".", "..") or key != key.strip():
         raise AnnotationError(f"{source}: video key {key!r} is not usable as a feature key "
-                              "(empty, surrounding spaces, '/', '.' or '..')")
+                              "(empty, surrounding spaces, '/', a NUL character, '.' or '..'): fix the annotation file")
     return key
 
 
@@ -95,6 +95,24 @@ def read_table(path: Path, *, delimiter: str, required: tuple[str, ...],
     is unquoted within its line but never continues onto the next one, so a stray quote
     fails its own line instead of merging the rows below into one field.
     """
+    try:
+        return _read_rows(path, delimiter, required, one_line_rows)
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}; "
+                              "Latin-1?): convert it, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _csv_problem(path: Path, where: str, e: csv.Error) -> AnnotationError:
+    """``e`` of the csv module as a message naming ``path`` and ``where`` ("line 3")."""
+    if "field limit" in str(e):
+        # csv's guard against runaway fields: no annotation field is that long unless a quote never closes.
+        return AnnotationError(f"{path}: {where} has a field over the csv module's limit of "
+                               f"{csv.field_size_limit()} characters: shorten it, or close the quote that runs on")
+    return AnnotationError(f"{path}: {where}: {e}")
+
+
+def _read_rows(path: Path, delimiter: str, required: tuple[str, ...],
+               one_line_rows: bool) -> list[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         if one_line_rows:
             lines = [line.removesuffix("\r") for line in handle.read().split("\n")]
@@ -102,17 +120,22 @@ def read_table(path: Path, *, delimiter: str, required: tuple[str, ...],
                 lines.pop()
             return _one_line_rows(path, lines, delimiter, required)
         reader = csv.DictReader(handle, delimiter=delimiter)
-        header = reader.fieldnames or []
-        _check_header(path, header, required)
-        rows = []
-        for row in reader:
-            if None in row or None in row.values():
-                found = sum(value is not None for name, value in row.items() if name is not None)
-                found += len(row.get(None, []))
-                raise AnnotationError(f"{path}: line {reader.line_num} has {found} fields, "
-                                      f"expected {len(header)} (one per header column)")
-            rows.append((reader.line_num, row))
-    return rows
+        try:
+            header = reader.fieldnames or []
+            _check_header(path, header, required)
+            return [(reader.line_num, _whole(path, reader.line_num, row, header)) for row in reader]
+        except csv.Error as e:
+            # The reader counts the lines it has finished: the bad one is the next.
+            raise _csv_problem(path, f"line {reader.line_num + 1}", e) from None
+
+
+def _whole(path: Path, line: int, row: dict, header: list[str]) -> dict[str, str]:
+    """``row`` if it has one field per header column."""
+    if None in row or None in row.values():
+        found = sum(value is not None for name, value in row.items() if name is not None)
+        found += len(row.get(None, []))
+        raise AnnotationError(f"{path}: line {line} has {found} fields, expected {len(header)} (one per header column)")
+    return row
 
 
 def _check_header(path: Path, header: list[str], required: tuple[str, ...]) -> None:
@@ -130,6 +153,8 @@ def _one_line_rows(path: Path, lines: list[str], delimiter: str,
         try:
             return next(csv.reader([line], delimiter=delimiter, strict=True), [])
         except csv.Error as e:
+            if "field limit" in str(e):
+                raise _csv_problem(path, f"line {number}", e) from None
             raise AnnotationError(f"{path}: line {number} has a quote that does not close on its line ({e}); "
                                   "rows are one line each, and a quote inside a quoted field is doubled") from None
 

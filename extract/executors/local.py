@@ -46,23 +46,26 @@ def execute_local(
     on_result: Callable[[Committed], None],
     *,
     timer: NullTimer | StageTimer = NO_TIMER,
+    on_decoded: Callable[[str], None] = lambda key: None,
 ) -> None:
     """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video's
-    committed record. ``timer`` gets the sections ``decode`` (summed over the decoding children)
-    and ``write`` (the extractor's own timer, the model sections)."""
+    committed record, ``on_decoded`` each key as its decoding ends (progress between commits).
+    ``timer`` gets the sections ``decode`` (summed over the decoding children) and ``write``
+    (the extractor's own timer, the model sections)."""
     workers = decode_workers(config)
     log.debug("local: %d decoding child process(es)", workers)
     decoder = DecodePool(config.sampling, config.decode, workers, timer=timer)
     ahead = max(config.prefetch, AHEAD_PER_WORKER * workers)
     sink.on_write_start()
     try:
-        for group in _decoded_groups(decoder, todo, ahead, config.shard_videos):
+        for group in _decoded_groups(decoder, todo, ahead, config.shard_videos, on_decoded):
             _commit(extractor, sink, group, on_result, timer)
     finally:
         decoder.close()
 
 
-def _decoded_groups(decoder: DecodePool, todo: Sequence[VideoRecord], ahead: int, size: int):
+def _decoded_groups(decoder: DecodePool, todo: Sequence[VideoRecord], ahead: int, size: int,
+                    on_decoded: Callable[[str], None]):
     """Groups of (record, decoded) of up to ``size``, in ``todo``'s order, ``ahead`` decoding."""
     pending: deque = deque()
     queue = iter(todo)
@@ -77,6 +80,7 @@ def _decoded_groups(decoder: DecodePool, todo: Sequence[VideoRecord], ahead: int
         if nxt is not None:
             pending.append((nxt, decoder.submit(nxt)))
         group.append((record, decoder.result(record, handle)[0]))
+        on_decoded(record.key)
         if len(group) >= size or not pending:
             yield group
             group = []

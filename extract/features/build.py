@@ -15,7 +15,7 @@ from extract.linking import LinkConfig
 from extract.models.appearance import APPEARANCE_WEIGHTS, build_appearance
 from extract.models.detector import DETECTOR_WEIGHTS, Detector, build_detector
 from extract.models.motion import MOTION_WEIGHTS, build_motion
-from extract.models.weights import WeightsSpec, resolve_weights
+from extract.models.weights import WeightsSpec, resolve_all
 from extract.timing import NO_TIMER
 
 
@@ -32,8 +32,9 @@ def required_weights(config: RunConfig, stages: Sequence[str]) -> dict[str, Weig
 
 
 def resolve_all_weights(config: RunConfig, stages: Sequence[str]) -> dict[str, object]:
-    """Checkpoint path (None for random) of every model the stages need; raises WeightsUnavailable first."""
-    return {role: resolve_weights(spec, config.weights) for role, spec in required_weights(config, stages).items()}
+    """Checkpoint path (None for random) of every model the stages need; WeightsUnavailable names every
+    missing or bad file at once."""
+    return resolve_all(required_weights(config, stages), config.weights)
 
 
 def build_extractor(

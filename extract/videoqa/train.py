@@ -141,17 +141,17 @@ def _word_vectors(config: TrainConfig, words: WordVocab) -> WordVectors:
 def _check_inputs(config: TrainConfig) -> None:
     """Refuse, before any work, a run without word vectors or one that would clobber an earlier run."""
     if config.glove is None and not config.random_embeddings:
-        raise ValueError("the models need word vectors: pass glove=PATH to a GloVe text file (e.g. glove.840B.300d.txt "
-                         "from https://nlp.stanford.edu/projects/glove/), or random_embeddings=True for a smoke "
-                         "test (it is recorded in run.json)")
+        raise ValueError(f"{config.arch} needs word vectors: pass --glove PATH to a GloVe text file (e.g. "
+                         "glove.840B.300d.txt from https://nlp.stanford.edu/projects/glove/), or --random-embeddings "
+                         "for a smoke test (it is recorded in run.json)")
     if config.glove is not None and config.random_embeddings:
-        raise ValueError("pass either glove or random_embeddings, not both")
+        raise ValueError("pass either --glove or --random-embeddings, not both")
     if config.glove is not None and not Path(config.glove).is_file():
-        raise FileNotFoundError(f"GloVe file {config.glove} not found")
+        raise FileNotFoundError(f"--glove {config.glove}: no such file (a GloVe text file, e.g. glove.840B.300d.txt)")
     existing = [name for name in OUTPUT_FILES if (config.out_dir / name).exists()]
     if existing and not config.overwrite:
         raise FileExistsError(f"{config.out_dir} already holds the outputs of a run ({', '.join(existing)}); "
-                              "choose another out_dir or set overwrite=True")
+                              "choose another --out-dir, or pass --overwrite to replace them")
 
 
 def _prepare_splits(config: TrainConfig,
@@ -233,7 +233,7 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
     _check_inputs(config)
     if splits is None:
         if config.data_root is None:
-            raise ValueError("pass the question splits, or set data_root so they can be loaded with load_dataset")
+            raise ValueError("pass --data-root DIR so the questions can be loaded, or the question splits")
         splits = load_splits(config.dataset, config.data_root)
     report = Reporter(config.progress)
     head: Head = head_for(config.dataset, config.task)
@@ -273,10 +273,10 @@ def train(config: TrainConfig, splits: Mapping[str, Sequence[Question]] | None =
         answers = AnswerVocab.build((q.answer for q in train_qs), top_k)
     vectors = _word_vectors(config, words)
     if vectors.source == "random":
-        report.line("RANDOM word vectors (random_embeddings=True): a smoke test, not a result", warning=True)
+        report.line("RANDOM word vectors (--random-embeddings): a smoke test, not a result", warning=True)
     question_only = bool(getattr(config.model, "question_only", False))
     if question_only:
-        report.line("QUESTION-ONLY baseline (model.question_only=True): the video features are not used")
+        report.line("QUESTION-ONLY baseline (--question-only): the video features are not used")
 
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
