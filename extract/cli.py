@@ -47,7 +47,8 @@ def run(
     executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS), show_default=FROM_YAML),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)", show_default=FROM_YAML),
     num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors", show_default="every GPU in the cluster"),
-    decode_workers: Optional[int] = typer.Option(None, help="ray: decode tasks at once", show_default="as CPUs allow"),
+    decode_workers: Optional[int] = typer.Option(None, help="decoding processes (local) or tasks (ray) at once",
+                                                 show_default="local: the cores the models leave; ray: as CPUs allow"),
     preset: Optional[str] = typer.Option(None, help=" | ".join(PRESETS), show_default=FROM_YAML),
     weights: Optional[str] = typer.Option(None, help="pretrained | random | DIR", show_default=FROM_YAML),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N", show_default=FROM_YAML),
@@ -407,9 +408,17 @@ def bench(
     seed: int = typer.Option(0, help="seed of the synthetic videos"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON"),
     check: bool = typer.Option(True, help="compare the two paths' features after timing"),
+    decode_only: bool = typer.Option(False, "--decode-only", help="time decoding alone (no models): videos/s and grid frames/s"),
+    decode_workers: Optional[str] = typer.Option(None, help="--decode-only: decoding processes, N or a list (1,2: each timed on the same videos) [default: every core]"),
+    transfer: str = typer.Option("shm", help="--decode-only: frames to the parent by shm | pickle | both"),
+    repeat: int = typer.Option(3, help="--decode-only: rounds (settings alternate within each); the median is reported"),
+    copies: int = typer.Option(1, help="--decode-only: decode each video this many times per round"),
 ) -> None:
     """Throughput per stage, against a naive baseline (one video, one model at a time) in the same run."""
     _setup_logging(False)
+    if decode_only:
+        _bench_decode(videos, synthetic, decode_workers, transfer, repeat, copies, seed, json_path)
+        return
     import yaml
 
     from extract.bench import format_report, run_bench, write_json
@@ -449,3 +458,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _bench_decode(videos, synthetic, workers, transfer, repeat, copies, seed, json_path) -> None:
+    from extract.bench import write_json
+    from extract.bench.decode import TRANSFERS, format_decode_report, run_decode_bench
+    from extract.features.runtime import cpu_count
+
+    if videos is not None and synthetic is not None:
+        _fail("give --videos DIR or --synthetic N, not both")
+    try:
+        counts = [int(w) for w in workers.split(",")] if workers else [cpu_count()]
+    except ValueError:
+        _fail(f"--decode-workers takes N or N,M,..., got {workers!r}")
+    transfers = list(TRANSFERS) if transfer == "both" else [transfer]
+    try:
+        result = run_decode_bench(videos=videos, synthetic=synthetic if videos is not None or synthetic is not None else 8,
+                                  workers=counts, transfers=transfers, repeat=repeat, copies=copies, seed=seed)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if json_path is not None:
+        write_json(result, json_path)
+    for line in format_decode_report(result):
+        typer.echo(line)

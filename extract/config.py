@@ -146,14 +146,15 @@ class RunConfig(_Strict):
     address: str | None = None  # Ray cluster address; None starts a local cluster
     num_gpus: int | None = Field(None, ge=0)  # ray: model actors, one GPU each; None = every GPU in the
     #                                           cluster; 0 (or no GPU, or device cpu) = one CPU actor
-    decode_workers: int | None = Field(None, ge=1)  # ray: decode tasks at once; None = as many as free CPUs allow
+    decode_workers: int | None = Field(None, ge=1, le=1024)  # decoding processes (local) or tasks (ray) at once;
+    #   None = local: the cores left after the model threads, at least 1; ray: as many as free CPUs allow
     no_progress_timeout_s: float = 600.0  # ray: fail when no video moves for this long (-1 = never)
     limit: int | None = Field(None, ge=1)  # only the first N videos (sorted by key); None = all
     max_failures: int = Field(0, ge=0)  # exit non-zero when more videos than this fail
     reextract: bool = False  # extract every video again, even those done in OUT with other settings
     check_shards: bool = False  # before resuming, recompute each done shard's sha256 (size is always checked)
     shard_videos: int = Field(8, ge=1, le=100000)  # videos per shard: work lost to a crash is at most this
-    prefetch: int = Field(4, ge=1, le=1024)  # videos decoded ahead of the models
+    prefetch: int = Field(4, ge=1, le=1024)  # videos decoded ahead of the models (local: at least 2 per decode worker)
     preset: Literal[PRESET_NAMES] = "paper"  # fills appearance, detector and motion architectures and sizes
     weights: str = Field("pretrained", min_length=1)  # pretrained (torch.hub cache) | random (smoke tests only) | a directory
     seed: int = Field(0, ge=0, le=2**62)  # initialises random weights; the same seed gives the same features

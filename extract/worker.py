@@ -4,36 +4,33 @@ Failures are contained here: a video that cannot be decoded, or whose features c
 non-finite, becomes a failed ``VideoResult`` with its reason; the others go on.
 
 A video of one part (``DecodeConfig.part_steps`` steps or fewer: every TGIF GIF) is decoded
-whole, ahead of the models (in a child process, ``DecodeProcess``, for the local executor), and shares model batches with the others of its group. A longer
-one is only opened ahead; its parts are decoded and extracted one at a time, then joined and
-its trajectories linked, so its frames are never all in memory.
+whole, ahead of the models (in child processes, ``extract.decode_pool``, for the local
+executor), and shares model batches with the others of its group. A longer one is only opened
+ahead; its parts are decoded and extracted one at a time, then joined and its trajectories
+linked, so its frames are never all in memory.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from extract.datasets.base import VideoRecord
-from extract.decoded import from_row, to_row
 from extract.layout import nan_allowed
-from extract.lifetime import die_with_parent
 from extract.sampling import SamplingConfig
 from extract.store import VideoResult
 from extract.video import DecodeConfig, DecodedVideo, DecodeError, VideoFile, open_video
 
 if TYPE_CHECKING:  # decode and write workers never load the models
+    from extract.decode_pool import ChildStream
     from extract.features.extractor import FeatureExtractor
     from extract.features.result import VideoFeatures
 
-Decoded = DecodedVideo | VideoFile  # a whole decoded video, or an opened one to stream in parts
+# A whole decoded video, or an opened one to stream in parts (a ``ChildStream``, opened in a
+# decoding child, stands in for a ``VideoFile``: anything not a ``DecodedVideo`` is streamed)
+Decoded = DecodedVideo | VideoFile
 
 
 def _decode_failure(record: VideoRecord, e: Exception) -> VideoResult:
@@ -63,84 +60,6 @@ def decode_record(record: VideoRecord, sampling: SamplingConfig, config: DecodeC
         video.close()
 
 
-CRASHED = "decoder crashed: the decoding process died (a segfault or abort in native decoder code)"
-
-
-def decode_in_child(record: VideoRecord, sampling: SamplingConfig, config: DecodeConfig) -> tuple[dict, float]:
-    """``decode_record`` as a child process runs it: (its ``extract.decoded`` row, seconds)."""
-    start = time.perf_counter()
-    row = to_row(record.key, str(record.path), decode_record(record, sampling, config))
-    return row, time.perf_counter() - start
-
-
-def _child_init() -> None:
-    """In each decoding child: die with the forkserver (its parent), which dies with the run; ignore
-    Ctrl-C, which reaches the whole process group: the run handles it and closes this child."""
-    import signal
-
-    die_with_parent(os.getppid())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class DecodeProcess:
-    """Decoding in a child process, one video at a time in submission order.
-
-    A crash inside native decoder code (a segfault) then kills the child, not the run: every
-    video queued in that child is decoded again alone in a fresh one, and the one that crashes
-    again fails with ``CRASHED``. A long video is only opened and checked in the child; its
-    parts are decoded in this process. The child answers with ``extract.decoded`` rows. The children are forked from a server that
-    has torch and decord loaded once (``forkserver``): starting one is cheap.
-
-    Args:
-        decode: the child's function, ``decode_in_child`` or one with its signature.
-    """
-
-    def __init__(self, sampling: SamplingConfig, config: DecodeConfig,
-                 decode: Callable[..., tuple[dict, float]] = decode_in_child) -> None:
-        self.sampling, self.config, self._decode = sampling, config, decode
-        self._pool = self._start()
-
-    @staticmethod
-    def _start() -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("forkserver")
-        # forkserver_init first: the server dies with this process; torch before decord: see video._decord
-        context.set_forkserver_preload(["extract.forkserver_init", "torch", "decord", "extract.worker"])
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_init)
-        try:
-            pool.submit(os.getpid).result()
-        except BrokenProcessPool:
-            raise RuntimeError(
-                "the decoding child process could not start. A script that runs the pipeline needs "
-                "`if __name__ == '__main__':` around its work (children import the main module again)"
-            ) from None
-        return pool
-
-    def submit(self, record: VideoRecord) -> tuple[ProcessPoolExecutor, Future]:
-        return self._pool, self._pool.submit(self._decode, record, self.sampling, self.config)
-
-    def result(self, record: VideoRecord, handle: tuple[ProcessPoolExecutor, Future]) -> tuple[Decoded | VideoResult, float]:
-        """``record`` decoded (or opened, to stream), or its failed result; and the decode seconds."""
-        pool, future = handle
-        try:
-            row, seconds = future.result()
-        except BrokenProcessPool:
-            if pool is self._pool:
-                self._pool = self._start()
-            row, seconds = self._alone(record)
-        decoded = from_row(row, self.sampling)
-        return (open_record(record, self.sampling, self.config) if decoded is None else decoded), seconds
-
-    def _alone(self, record: VideoRecord) -> tuple[dict, float]:
-        with self._start() as pool:
-            try:
-                return pool.submit(self._decode, record, self.sampling, self.config).result()
-            except BrokenProcessPool:
-                return to_row(record.key, str(record.path), VideoResult(record.key, str(record.path), reason=CRASHED)), 0.0
-
-    def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
-
-
 def video_info(video: Decoded, stages: Sequence[str]) -> dict:
     info = {
         "steps": len(video.steps),
@@ -150,7 +69,7 @@ def video_info(video: Decoded, stages: Sequence[str]) -> dict:
         "height": video.source_size[1],
         "stages": list(stages),
     }
-    if isinstance(video, VideoFile):
+    if not isinstance(video, DecodedVideo):
         info["parts"] = video.num_parts
     return info
 
@@ -170,7 +89,7 @@ def extract_group(
         for i, result in zip(whole, batch):
             results[i] = result
     for i, video in enumerate(videos):
-        if isinstance(video, VideoFile):
+        if not isinstance(video, DecodedVideo):
             results[i] = _extract_streamed(extractor, records[i], video)
     return results
 
@@ -185,7 +104,7 @@ def _extract_batch(extractor: FeatureExtractor, records, videos) -> list[VideoRe
     return [_finished(extractor, rec, vid, out) for rec, vid, out in zip(records, videos, outputs)]
 
 
-def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: VideoFile) -> VideoResult:
+def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: VideoFile | ChildStream) -> VideoResult:
     from extract.features.result import merge_parts
 
     try:

@@ -118,17 +118,30 @@ def write_raw_h264(path: Path, num_frames: int, size: tuple[int, int] = (48, 64)
     return path
 
 
-def segfault_on_poison(record, sampling, config):
-    """``extract.worker.decode_in_child``, but a file named ``poison.*`` kills the decoding
+def segfault_on_poison(record, *args):
+    """``extract.decode_pool.decode_in_child``, but a file named ``poison.*`` kills the decoding
     process with SIGSEGV, as a crash in native decoder code would."""
     import os
     import signal
 
-    from extract.worker import decode_in_child
+    from extract.decode_pool import decode_in_child
 
     if record.path.stem == "poison":
         os.kill(os.getpid(), signal.SIGSEGV)
-    return decode_in_child(record, sampling, config)
+    return decode_in_child(record, *args)
+
+
+def segfault_on_poison_part(record, sampling, config, index, *args):
+    """``extract.decode_pool.decode_part_in_child``, but part 1 of a file named ``poison.*``
+    kills the decoding process with SIGSEGV."""
+    import os
+    import signal
+
+    from extract.decode_pool import decode_part_in_child
+
+    if record.path.stem == "poison" and index == 1:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return decode_part_in_child(record, sampling, config, index, *args)
 
 
 def gif_frame_data(data: bytes) -> list[tuple[int, int]]:

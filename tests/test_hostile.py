@@ -265,12 +265,12 @@ def test_decoder_crash_fails_that_video_alone(tmp_path):
     from extract.datasets.base import VideoRecord
     from extract.sampling import SamplingConfig
     from extract.video import DecodeConfig, DecodedVideo
-    from extract.worker import CRASHED, DecodeProcess
+    from extract.decode_pool import CRASHED, DecodePool
 
     paths = [write_gif(tmp_path / "a.gif", [100] * 4), write_gif(tmp_path / "poison.gif", [100] * 4),
              write_mp4(tmp_path / "b.mp4", 25, num_frames=30), write_gif(tmp_path / "c.gif", [50] * 6)]
     records = [VideoRecord(p.stem, p) for p in paths]
-    decoder = DecodeProcess(SamplingConfig(), DecodeConfig(), decode=segfault_on_poison)
+    decoder = DecodePool(SamplingConfig(), DecodeConfig(), decode=segfault_on_poison)
     try:
         handles = [decoder.submit(r) for r in records]  # all queued in the child that poison kills
         results = {r.key: decoder.result(r, h)[0] for r, h in zip(records, handles)}

@@ -1,22 +1,41 @@
-"""In-process executor, the embedded default: a child process decodes ahead while the models run.
+"""In-process executor, the embedded default: child processes decode ahead while the models run.
 
-Videos are decoded in order by a child process (``DecodeProcess``: a decoder crash fails one
-video, not the run), grouped ``shard_videos`` at a time, extracted with their steps sharing
-model batches, and each group is committed as one shard. A crash loses at most the group in
-flight.
+Videos are decoded by ``decode_workers`` child processes (``DecodePool``: a decoder crash fails
+one video, not the run) and taken in submission order, grouped ``shard_videos`` at a time,
+extracted with their steps sharing model batches, and each group is committed as one shard.
+A crash loses at most the group in flight.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from extract.config import RunConfig
+from extract.config import RunConfig, RuntimeConfig, resolve_runtime
 from extract.datasets.base import VideoRecord
+from extract.decode_pool import DecodePool
 from extract.features.extractor import FeatureExtractor
+from extract.features.runtime import cpu_count
 from extract.store import Committed, ShardSink, VideoResult
 from extract.timing import NO_TIMER, NullTimer, StageTimer
-from extract.worker import DecodeProcess, extract_group
+from extract.worker import extract_group
+
+log = logging.getLogger("extract")
+
+AHEAD_PER_WORKER = 2  # videos queued per decoding child: one decoding, one waiting its turn
+
+
+def decode_workers(config: RunConfig) -> int:
+    """``config.decode_workers``, or the cores left after the model threads (at least 1)."""
+    return config.decode_workers or default_decode_workers(resolve_runtime(config.runtime))
+
+
+def default_decode_workers(runtime: RuntimeConfig) -> int:
+    """The cores that ``runtime`` (resolved) leaves: on a CPU its model workers' intra-op threads
+    take them; on a GPU each model worker takes one core to feed the device."""
+    used = runtime.model_workers * (runtime.threads if runtime.device == "cpu" else 1)
+    return max(1, cpu_count() - used)
 
 
 def execute_local(
@@ -31,35 +50,40 @@ def execute_local(
 ) -> None:
     """Process ``todo`` and commit every group through ``sink``; ``on_result`` sees each video's
     committed record, ``on_decoded`` each key as its decoding ends (progress between commits).
-    ``timer`` gets the sections ``decode`` and ``write`` (the extractor's own timer, the model sections)."""
-    decoder = DecodeProcess(config.sampling, config.decode)
-
-    def decoded(record: VideoRecord, handle) -> object:
-        video, seconds = decoder.result(record, handle)
-        timer.add("decode", seconds)
-        on_decoded(record.key)
-        return video
-
+    ``timer`` gets the sections ``decode`` (summed over the decoding children) and ``write``
+    (the extractor's own timer, the model sections)."""
+    workers = decode_workers(config)
+    log.debug("local: %d decoding child process(es)", workers)
+    decoder = DecodePool(config.sampling, config.decode, workers, timer=timer)
+    ahead = max(config.prefetch, AHEAD_PER_WORKER * workers)
     sink.on_write_start()
     try:
-        pending = deque()
-        queue = iter(todo)
-        for record in queue:
-            pending.append((record, decoder.submit(record)))
-            if len(pending) >= config.prefetch:
-                break
-        group: list[tuple[VideoRecord, object]] = []
-        while pending:
-            record, handle = pending.popleft()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.append((nxt, decoder.submit(nxt)))
-            group.append((record, decoded(record, handle)))
-            if len(group) >= config.shard_videos or not pending:
-                _commit(extractor, sink, group, on_result, timer)
-                group = []
+        for group in _decoded_groups(decoder, todo, ahead, config.shard_videos, on_decoded):
+            _commit(extractor, sink, group, on_result, timer)
     finally:
         decoder.close()
+
+
+def _decoded_groups(decoder: DecodePool, todo: Sequence[VideoRecord], ahead: int, size: int,
+                    on_decoded: Callable[[str], None]):
+    """Groups of (record, decoded) of up to ``size``, in ``todo``'s order, ``ahead`` decoding."""
+    pending: deque = deque()
+    queue = iter(todo)
+    for record in queue:
+        pending.append((record, decoder.submit(record)))
+        if len(pending) >= ahead:
+            break
+    group = []
+    while pending:
+        record, handle = pending.popleft()
+        nxt = next(queue, None)
+        if nxt is not None:
+            pending.append((nxt, decoder.submit(nxt)))
+        group.append((record, decoder.result(record, handle)[0]))
+        on_decoded(record.key)
+        if len(group) >= size or not pending:
+            yield group
+            group = []
 
 
 def _commit(extractor, sink: ShardSink, group, on_result, timer) -> None:

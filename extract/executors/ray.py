@@ -50,11 +50,11 @@ from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult
 
 from extract.datasets.base import VideoRecord
-from extract.decoded import from_row, to_row
+from extract.decoded import from_row
 from extract.sampling import SamplingConfig
 from extract.store import Committed, ShardSink, VideoResult
 from extract.video import DecodeConfig
-from extract.worker import decode_record, extract_group, open_record
+from extract.worker import extract_group, open_record
 
 if TYPE_CHECKING:
     from extract.config import RunConfig
@@ -173,9 +173,11 @@ def _gpu_actors(config: RunConfig) -> int:
 
 
 def _decode_row(row: dict, sampling: SamplingConfig, decode: DecodeConfig) -> dict:
-    """Decode one video into its ``extract.decoded`` row (never raises)."""
-    record = VideoRecord(row["key"], Path(row["path"]))
-    return to_row(record.key, row["path"], decode_record(record, sampling, decode))
+    """Decode one video into its ``extract.decoded`` row (never raises), in a child process of
+    this task's worker: a segfault in the decoder fails this video (``CRASHED``), not the run."""
+    from extract.decode_pool import decode_contained
+
+    return decode_contained(VideoRecord(row["key"], Path(row["path"])), sampling, decode)
 
 
 def _result_columns(results: Sequence[VideoResult]) -> dict[str, np.ndarray]:
