@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_EXTRACTION = {"extract/videoqa", "extract/bench", "extract/viz.py", "extract/export", "extract/compare.py"}  # trainers and tools
+NOT_EXTRACTION = {"extract/videoqa", "extract/bench", "extract/viz.py", "extract/export", "extract/compare.py",
+                  "extract/cli_export.py", "extract/cli_videoqa.py"}  # trainers and tools
 
 
 def test_extract_stage_depends_on_exactly_the_extraction_code():
