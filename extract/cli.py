@@ -52,6 +52,9 @@ def run(
     max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)"),
     part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)"),
     max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)"),
+    detections: Optional[Path] = typer.Option(None, help="external boxes: a directory of <key>.json or an HDF5 file; "
+                                              "the detector is not built"),
+    detections_missing: Optional[str] = typer.Option(None, help="a video without detections: fail | empty (zero boxes)"),
     limit: Optional[int] = typer.Option(None, help="only the first N videos"),
     max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -71,6 +74,8 @@ def run(
         "max_failures": max_failures, "preset": preset, "weights": weights,
         "runtime": {"device": device, "batch_size": batch_size},
         "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
+        # Against the working directory, as a shell would (a YAML's relative path is against data_root).
+        "detections": {"path": detections.expanduser().absolute() if detections else None, "missing": detections_missing},
     }
     raise_on_sigterm()  # a scheduler's SIGTERM stops the run as Ctrl-C does
     try:
@@ -360,6 +365,9 @@ def bench(
     threads: Optional[int] = typer.Option(None, help="torch threads of the optimized path (default: auto)"),
     option: list[str] = typer.Option([], "--option", "-o", help="a config field of the optimized path, SECTION.KEY=VALUE (repeatable), e.g. roi.fast=true"),
     naive_threads: Optional[int] = typer.Option(None, help="torch threads of the naive path (default: every core)"),
+    detections: Optional[Path] = typer.Option(None, help="external boxes: a directory of <key>.json or an HDF5 file; "
+                                              "the detector is not built"),
+    detections_missing: Optional[str] = typer.Option(None, help="a video without detections: fail | empty (zero boxes)"),
     limit: Optional[int] = typer.Option(None, help="only the first N videos"),
     seed: int = typer.Option(0, help="seed of the synthetic videos"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON"),

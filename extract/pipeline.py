@@ -150,7 +150,11 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
 
                 # Ray builds the models in its actors only; the driver builds none.
                 configure_threads(config)
-                extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
+                from extract.features.external import external_detections
+
+                detections = external_detections(config, {str(r.path): r.key for r in todo})
+                extractor = build_extractor(config, config.stages, weights, config.linking, detections=detections,
+                                            timer=timer)
                 execute_local(config, todo, extractor, sink, on_result, timer=timer)
             else:
                 from extract.executors.ray import execute_ray
@@ -167,17 +171,31 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         build_index(out, config.dataset)
         summary.failures = [(k, r["reason"]) for k, r in sorted(out.read_manifest().items()) if r["status"] == FAILED]
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records))
+        _write_run_json(out, config, weights_desc, summary, len(records), _detections_record(config, records))
         return summary
     finally:
         out.unlock()
 
 
-def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int) -> None:
+def _detections_record(config: RunConfig, records) -> dict | None:
+    """run.json's ``detections``: the source, its policy and tolerance, the sha256 of each file used."""
+    if config.detections.path is None:
+        return None
+    from extract.detections import DetectionSource, default_tolerance
+
+    source = DetectionSource(config.detections.path, missing=config.detections.missing)
+    tolerance = config.detections.tolerance_s
+    return source.describe([r.key for r in records]) | {
+        "tolerance_s": tolerance if tolerance is not None else default_tolerance(config.sampling.fps)}
+
+
+def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
+                    detections: dict | None = None) -> None:
     manifest = out.read_manifest()
     run = {
         "config": config.model_dump(mode="json"),
         "weights": weights,
+        "detections": detections,
         "versions": package_versions(),
         "videos": total,
         "this_run": {k: v for k, v in asdict(summary).items() if k != "failures"} | {"videos_per_s": summary.videos_per_s},

@@ -106,7 +106,9 @@ class FeatureExtractor(nn.Module):
 
     def finish(self, features: VideoFeatures, video: DecodedVideo | VideoFile) -> VideoFeatures:
         """A whole video's features with its trajectories linked (``assemble.finish``)."""
-        return assembly.finish(features, video, linking=self.linking, class_names=self.class_names, timer=self.timer)
+        names = list(self.detections.label_names(video)) if self.detections is not None else []
+        features = assembly.finish(features, video, linking=self.linking, class_names=names or None, timer=self.timer)
+        return features.named(names) if features.objects is not None else features
 
     def _fmt(self, ndim: int) -> torch.memory_format:
         return memory_format(self.config, self.device, ndim)
