@@ -165,12 +165,35 @@ def link(
         settings["top_n"] = top_n or None
     try:
         config = dataclasses.replace(LinkConfig(), **settings)
-        _, boxes, scores, labels = detections_from_json(json.loads(detections.read_text()))
+        obj, names = _name_labels_to_ints(json.loads(detections.read_text()))
+        _, boxes, scores, labels = detections_from_json(obj)
     except (ValueError, OSError) as e:
         _fail(f"{detections}: {e}")
     trajectories = link_detections(boxes, scores, labels, config)
-    output.write_text(json.dumps(trajectories_to_json(trajectories), indent=1))
+    result = trajectories_to_json(trajectories)
+    if names:
+        for t in result["trajectories"]:
+            t["label_name"] = names[t["label"]]
+    output.write_text(json.dumps(result, indent=1))
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
+
+
+def _name_labels_to_ints(obj):
+    """Detections whose labels are class names (as ``--detections`` allows) with the labels as
+    indices into ``label_names`` (the file's own, else the sorted names used); and those names."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
+        return obj, None
+    labelled = [f for f in obj["frames"] if isinstance(f, dict) and isinstance(f.get("labels"), list)]
+    used = {c for f in labelled for c in f["labels"] if isinstance(c, str)}
+    if not used:
+        return obj, obj.get("label_names")
+    names = obj.get("label_names") or sorted(used)
+    unknown = sorted(used - set(names))
+    if unknown:
+        raise ValueError(f"label(s) {', '.join(map(repr, unknown[:5]))} not in label_names")
+    position = {name: i for i, name in enumerate(names)}
+    frames = [dict(f, labels=[position.get(c, c) for c in f["labels"]]) if f in labelled else f for f in obj["frames"]]
+    return dict(obj, frames=frames), list(names)
 
 
 export_app = typer.Typer(no_args_is_help=True, help="Write a run's features in another layout: nextqa, masn; or its detections as JSON.")

@@ -53,7 +53,8 @@ class DetectionSource(Protocol):
         ...
 
     def label_names(self, video: DecodedVideo | VideoFile) -> Sequence[str]:
-        """The names ``video``'s labels index (stored as ``detections/label_names``)."""
+        """The names ``video``'s labels index (stored as ``detections/label_names``); a source
+        without this method names every video's labels by ``class_names``."""
         ...
 
 
