@@ -45,11 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="demo-mc data root (generated if absent)")
     parser.add_argument("--runs", type=Path, required=True, help="where the extraction, export and runs go")
+    parser.add_argument("--extracted", type=Path, default=None, help="reuse this RUNS dir's extract/ and export/")
     parser.add_argument("--videos", type=int, default=150, help="demo-mc videos to generate")
     parser.add_argument("--seed", type=int, default=1, help="generator seed")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=8)
     parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: each model's paper value)")
     args = parser.parse_args()
 
     from extract.datasets.demo_mc import generate_demo_mc
@@ -57,7 +59,8 @@ def main() -> None:
 
     if not (args.root / "test.csv").is_file():
         generate_demo_mc(args.root, num_videos=args.videos, seed=args.seed)
-    out, export = args.runs / "extract", args.runs / "export"
+    base = args.extracted or args.runs
+    out, export = base / "extract", base / "export"
     times = {"extract": extract("run", "--dataset", "demo-mc", "--data-root", str(args.root), "--out", str(out),
                                 "--detections", str(args.root / "detections"))}
     if not (export / "vid_feat").is_dir():
@@ -69,7 +72,7 @@ def main() -> None:
             seconds = extract("train", model, "--dataset", "nextqa", "--data-root", str(args.root), "--feat-dir",
                               str(export), "--out-dir", str(run), "--random-embeddings", "--epochs", str(args.epochs),
                               "--patience", str(args.patience), "--hidden-size", str(args.hidden_size), "--overwrite",
-                              *extra)
+                              *(["--lr", str(args.lr)] if args.lr else []), *extra)
             (run / "wall_s.txt").write_text(f"{seconds:.1f}\n")
         extract("evaluate", "nextqa", "--predictions", str(run / "predictions_test.json"), "--annotations",
                 str(args.root / "test.csv"))
