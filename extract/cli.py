@@ -27,7 +27,7 @@ def run(
     data_root: Optional[Path] = typer.Option(None, help="annotations root", show_default=FROM_YAML),
     videos: Optional[Path] = typer.Option(None, help="directory of the video files", show_default=FROM_YAML),
     out: Optional[Path] = typer.Option(None, help="output directory", show_default=FROM_YAML),
-    stages: Optional[str] = typer.Option(None, help="comma-separated: " + ",".join(STAGES), show_default=FROM_YAML),
+    stages: Optional[str] = typer.Option(None, help="comma-separated, of: " + ", ".join(STAGES), show_default=FROM_YAML),
     executor: Optional[str] = typer.Option(None, help=" | ".join(EXECUTORS), show_default=FROM_YAML),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (auto joins a running cluster)", show_default=FROM_YAML),
     num_gpus: Optional[int] = typer.Option(None, help="ray: GPU model actors", show_default="every GPU in the cluster"),
@@ -40,6 +40,10 @@ def run(
     max_side: Optional[int] = typer.Option(None, help="downscale larger frames at decode to this longer side (0: never)", show_default=FROM_YAML),
     part_steps: Optional[int] = typer.Option(None, help="appearance steps decoded at a time (longer videos stream)", show_default=FROM_YAML),
     max_pixels: Optional[int] = typer.Option(None, help="refuse frames (GIF canvases) of more pixels before decoding (0: never)", show_default=FROM_YAML),
+    detections: Optional[Path] = typer.Option(None, help="external boxes: a directory of <key>.json or an HDF5 "
+                                              "file; the detector is not built", show_default=FROM_YAML),
+    detections_missing: Optional[str] = typer.Option(None, help="a video without detections: fail | empty (zero boxes)",
+                                                     show_default=FROM_YAML),
     limit: Optional[int] = typer.Option(None, help="only the first N videos", show_default=FROM_YAML),
     max_failures: Optional[int] = typer.Option(None, help="exit non-zero when more videos fail", show_default=FROM_YAML),
     reextract: bool = typer.Option(False, "--reextract", help="extract every video again, also those done with other settings", show_default="off"),
@@ -62,6 +66,8 @@ def run(
         "reextract": reextract or None, "check_shards": check_shards or None,
         "runtime": {"device": device, "batch_size": batch_size},
         "decode": {"max_side": max_side, "part_steps": part_steps, "max_pixels": max_pixels},
+        # Against the working directory, as a shell would (a YAML's relative path is against data_root).
+        "detections": {"path": detections.expanduser().absolute() if detections else None, "missing": detections_missing},
     }
     raise_on_sigterm()  # a scheduler's SIGTERM stops the run as Ctrl-C does
     cfg = None
@@ -154,12 +160,35 @@ def link(
         settings["top_n"] = top_n or None
     try:
         config = dataclasses.replace(LinkConfig(), **settings)
-        _, boxes, scores, labels = detections_from_json(json.loads(detections.read_text()))
+        obj, names = _name_labels_to_ints(json.loads(detections.read_text()))
+        _, boxes, scores, labels = detections_from_json(obj)
     except (ValueError, OSError) as e:
         _fail(f"{detections}: {e}")
     trajectories = link_detections(boxes, scores, labels, config)
-    output.write_text(json.dumps(trajectories_to_json(trajectories), indent=1))
+    result = trajectories_to_json(trajectories)
+    if names:
+        for t in result["trajectories"]:
+            t["label_name"] = names[t["label"]]
+    output.write_text(json.dumps(result, indent=1))
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
+
+
+def _name_labels_to_ints(obj):
+    """Detections whose labels are class names (as ``--detections`` allows) with the labels as
+    indices into ``label_names`` (the file's own, else the sorted names used); and those names."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
+        return obj, None
+    labelled = [f for f in obj["frames"] if isinstance(f, dict) and isinstance(f.get("labels"), list)]
+    used = {c for f in labelled for c in f["labels"] if isinstance(c, str)}
+    if not used:
+        return obj, obj.get("label_names")
+    names = obj.get("label_names") or sorted(used)
+    unknown = sorted(used - set(names))
+    if unknown:
+        raise ValueError(f"label(s) {', '.join(map(repr, unknown[:5]))} not in label_names")
+    position = {name: i for i, name in enumerate(names)}
+    frames = [dict(f, labels=[position.get(c, c) for c in f["labels"]]) if f in labelled else f for f in obj["frames"]]
+    return dict(obj, frames=frames), list(names)
 
 
 @app.command()

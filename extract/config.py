@@ -136,6 +136,16 @@ class RuntimeConfig(_Strict):
     #                    CHANGES FEATURES (bf16 precision); outputs are still stored as float32
 
 
+class DetectionsConfig(_Strict):
+    """External boxes (``--detections``, ``extract.detections``) used instead of the detector."""
+
+    path: Path | None = None  # a directory of <key>.json or one HDF5 file; None = run the detector.
+    #                           Relative: against data_root in a YAML, the working directory on the CLI
+    missing: Literal["fail", "empty"] = "fail"  # a video without detections: fails, or gets zero boxes
+    tolerance_s: float | None = Field(None, ge=0.0, le=60.0)  # largest |frame time - detection time|;
+    #                                                           None = half a grid step (0.5 / fps)
+
+
 class RunConfig(_Strict):
     dataset: Literal[DATASETS]
     data_root: Path | None = None  # annotations root (videos under it unless `videos` is set)
@@ -166,6 +176,21 @@ class RunConfig(_Strict):
     roi: RoIConfig = RoIConfig()  # RoIAlign of the object features
     linking: LinkConfig = LinkConfig()  # improved seq-NMS of the trajectories stage
     runtime: RuntimeConfig = RuntimeConfig()  # device, threads, batching
+    detections: DetectionsConfig = DetectionsConfig()  # external boxes instead of the detector
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_detections(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("detections") is None:
+            return data
+        section = data["detections"]
+        section = {"path": section} if isinstance(section, (str, Path)) else dict(section)  # `detections: DIR`
+        path = section.get("path")
+        if path is not None and not Path(path).expanduser().is_absolute():
+            # A YAML's relative path is against data_root (the CLI passes an absolute one).
+            base = Path(data["data_root"]).expanduser() if data.get("data_root") is not None else Path()
+            section["path"] = Path(os.path.abspath(base / Path(path).expanduser()))
+        return dict(data, detections=section)
 
     @model_validator(mode="before")
     @classmethod
@@ -319,6 +344,8 @@ def load_config(dataset: str, *, config_path: Path | None = None, overrides: dic
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     raw = deep_merge(raw, {"dataset": dataset})
+    if isinstance(raw.get("detections"), str):  # `detections: DIR`, before --detections-missing merges in
+        raw["detections"] = {"path": raw["detections"]}
     try:
         return RunConfig.model_validate(deep_merge(raw, _drop_none(overrides or {})))
     except ValidationError as e:

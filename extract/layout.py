@@ -2,8 +2,8 @@
 
 A video ``K``'s array ``name`` lives at ``shard_path(name, K)``: ``<name>/K`` for a plain
 name, ``<group>/K/<field>`` for a grouped one (``detections/boxes`` -> ``detections/K/boxes``).
-Its first axis runs over the video's appearance steps (T), its trajectories (N) or its
-trajectory frames (F); ``trailing`` gives the rest of the shape, with ``"objects"`` for
+Its first axis runs over the video's appearance steps (T), its trajectories (N), its
+trajectory frames (F) or a vocabulary (L); ``trailing`` gives the rest of the shape, with ``"objects"`` for
 ``num_objects`` (the step's box slots) and ``"frames"`` for F. The store, ``extract verify``,
 ``extract inspect``, the visualisation and the bench read names and shapes from here.
 """
@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 
 CHANNELS = 2048  # ResNet avgpool, C5 and I3D res5 width: every feature vector
-Axis = Literal["step", "trajectory", "trajectory_frame"]
-AXIS_LETTER = {"step": "T", "trajectory": "N", "trajectory_frame": "F"}
+Axis = Literal["step", "trajectory", "trajectory_frame", "label"]
+AXIS_LETTER = {"step": "T", "trajectory": "N", "trajectory_frame": "F", "label": "L"}
 BYTES = "bytes"  # dtype of names: fixed-length bytes of any length
 
 
@@ -53,8 +53,10 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("spatial_features", "step", ("objects", 6), "float32", "objects"),  # normalised box geometry
     ArraySpec("detections/boxes", "step", ("objects", 4), "float32", "objects"),  # x1, y1, x2, y2, file pixels
     ArraySpec("detections/scores", "step", ("objects",), "float32", "objects"),
-    ArraySpec("detections/labels", "step", ("objects",), "int64", "objects"),  # COCO category indices
+    ArraySpec("detections/labels", "step", ("objects",), "int64", "objects"),  # indices into label_names
     ArraySpec("detections/num_boxes", "step", (), "int64", "objects"),  # real rows of the step's slots
+    ArraySpec("detections/label_names", "label", (), BYTES, "objects"),  # what labels index (COCO, or the
+    #                                                                      --detections file's vocabulary)
     ArraySpec("motion", "step", (CHANNELS,), "float32", "motion"),  # I3D res5, time- and space-averaged
     ArraySpec("motion_objects", "step", ("objects", CHANNELS), "float32", "motion"),  # RoI means on res5
     ArraySpec("trajectories/features", "trajectory", (CHANNELS,), "float32", "trajectories"),
@@ -74,6 +76,7 @@ DETECTION_BOXES = SPECS["detections/boxes"]
 DETECTION_SCORES = SPECS["detections/scores"]
 DETECTION_LABELS = SPECS["detections/labels"]
 DETECTION_COUNTS = SPECS["detections/num_boxes"]
+DETECTION_LABEL_NAMES = SPECS["detections/label_names"]
 MOTION = SPECS["motion"]
 MOTION_OBJECTS = SPECS["motion_objects"]
 TRAJECTORY_GROUP = "trajectories"  # the shard group of one video's trajectory arrays

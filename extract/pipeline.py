@@ -183,7 +183,11 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
 
                 # Ray builds the models in its actors only; the driver builds none.
                 configure_threads(config)
-                extractor = build_extractor(config, config.stages, weights, config.linking, timer=timer)
+                from extract.features.external import external_detections
+
+                detections = external_detections(config, {str(r.path): r.key for r in todo})
+                extractor = build_extractor(config, config.stages, weights, config.linking, detections=detections,
+                                            timer=timer)
                 execute_local(config, todo, extractor, ReportingSink(sink, bar), on_result, timer=timer,
                               on_decoded=bar.decoded)
             else:
@@ -211,12 +215,25 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         summary.paths = {k: os.fsencode(r.get("path", "?")).decode("utf-8", "backslashreplace")
                          for k, r in failed.items()}
         summary.wall_s = time.monotonic() - start
-        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights), settings, known)
+        _write_run_json(out, config, weights_desc, summary, len(records), _weights_sha256(weights), settings, known,
+                        _detections_record(config, records))
         if summary.interrupted:
             raise interrupt
         return summary
     finally:
         out.unlock()
+
+
+def _detections_record(config: RunConfig, records) -> dict | None:
+    """run.json's ``detections``: the source, its policy and tolerance, the sha256 of each file used."""
+    if config.detections.path is None:
+        return None
+    from extract.detections import DetectionSource, default_tolerance
+
+    source = DetectionSource(config.detections.path, missing=config.detections.missing)
+    tolerance = config.detections.tolerance_s
+    return source.describe([r.key for r in records]) | {
+        "tolerance_s": tolerance if tolerance is not None else default_tolerance(config.sampling.fps)}
 
 
 def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
@@ -253,7 +270,8 @@ def _weights_sha256(resolved: dict[str, Path | None]) -> dict[str, str | None]:
 
 
 def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: RunSummary, total: int,
-                    weights_sha256: dict[str, str | None], settings: dict, known: dict[str, dict]) -> None:
+                    weights_sha256: dict[str, str | None], settings: dict, known: dict[str, dict],
+                    detections: dict | None) -> None:
     manifest = out.read_manifest()
     # Every fingerprint still in the manifest, so that verify and a later refusal can name fields.
     in_use = {r.get(FINGERPRINT) for r in manifest.values()}
@@ -263,6 +281,7 @@ def _write_run_json(out: OutputDir, config: RunConfig, weights: dict, summary: R
         "fingerprints": {k: v for k, v in known.items() if k in in_use} | {settings["sha256"]: settings["fields"]},
         "weights": weights,
         "weights_sha256": weights_sha256,
+        "detections": detections,
         "versions": package_versions(),
         "videos": total,
         "this_run": {k: v for k, v in asdict(summary).items() if k not in ("failures", "paths")}

@@ -123,6 +123,10 @@ def _extract_streamed(extractor: FeatureExtractor, record: VideoRecord, video: V
 
 
 def _model_error(record: VideoRecord, e: Exception) -> VideoResult:
+    from extract.detections import DetectionError
+
+    if isinstance(e, DetectionError):  # the --detections file of this video; its message names it
+        return VideoResult(record.key, str(record.path), reason=f"detections: {e}")
     return VideoResult(record.key, str(record.path), reason=f"model error: {type(e).__name__}: {e}")
 
 

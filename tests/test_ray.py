@@ -196,3 +196,18 @@ def test_driver_builds_no_model(tmp_path, folder_videos, monkeypatch):
     monkeypatch.setattr(ray_executor, "execute_ray", lambda config, todo, *rest: executed.append(len(todo)))
     run_pipeline(tiny_config("folder", tmp_path / "out", videos=folder_videos, executor="ray"))
     assert executed == [3] and built == []
+
+
+def test_external_detections_give_the_same_features_and_failures_as_local(dataset, local_out, tmp_path, ray_address):
+    from extract.export import export_run_detections
+
+    dets = tmp_path / "dets"
+    export_run_detections(local_out, dets)
+    (dets / "v5.json").unlink()  # fails alone, with the same reason under both executors
+    settings = SETTINGS | {"detections": {"path": dets}}
+    local = run_pipeline(tiny_config("tgif", tmp_path / "local", data_root=dataset, **settings))
+    remote = run_pipeline(tiny_config("tgif", tmp_path / "ray", data_root=dataset, executor="ray", **settings))
+    assert (remote.done, remote.failed) == (local.done, local.failed) == (len(GOOD) - 1, 2)
+    assert manifest_view(tmp_path / "ray") == manifest_view(tmp_path / "local")
+    assert "v5.json: no detections" in dict(remote.failures)["v5"]
+    assert_same_features(tmp_path / "ray", tmp_path / "local")

@@ -118,3 +118,14 @@ def test_trajectory_hg_refuses_a_batch_without_trajectories(tmp_path):
     batch, vocab = load_batch(tmp_path, {"v0": 1})
     with pytest.raises(ValueError, match="needs trajectories"):
         make_model("trajectory_hg", vocab)(replace(batch, traj_feat=None))
+
+
+def test_question_only_hga_reads_no_video(tmp_path):
+    batch, vocab = load_batch(tmp_path, {"v0": 0, "v1": 2, "v2": 5})
+    model = make_model("hga", vocab, question_only=True).eval()
+    g = torch.Generator().manual_seed(4)
+    changed = replace(batch, app_global=torch.randn(batch.app_global.shape, generator=g),
+                      mot_global=torch.randn(batch.mot_global.shape, generator=g))
+    with torch.no_grad():
+        torch.testing.assert_close(model(changed), model(batch))
+    assert model.video is None and model(batch).shape == (3, 5)

@@ -220,6 +220,7 @@ class _ExtractorActor:
         # Model code is imported here, in the actors only: decode and write tasks import this
         # module too, and need none of it.
         from extract.features.build import build_extractor
+        from extract.features.external import external_detections
         from extract.features.runtime import configure_threads
 
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"device": device})})
@@ -228,7 +229,10 @@ class _ExtractorActor:
         # keeps Ray's default, one thread per reserved CPU, unless threads are set.
         if config.runtime.threads or device == "cpu":
             configure_threads(config)
-        self.extractor = build_extractor(config, config.stages, _local_weights(config, weights), config.linking)
+        # External detections learn each batch's keys as it comes (see __call__).
+        self.detections = external_detections(config, {})
+        self.extractor = build_extractor(config, config.stages, _local_weights(config, weights), config.linking,
+                                         detections=self.detections)
         self.sampling, self.decode = config.sampling, config.decode
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -236,6 +240,8 @@ class _ExtractorActor:
         for i in range(len(batch["key"])):
             row = {name: column[i] for name, column in batch.items()}
             record = VideoRecord(str(row["key"]), Path(row["path"]))
+            if self.detections is not None:
+                self.detections.keys[str(record.path)] = record.key
             video = from_row(row, self.sampling)
             if video is None:  # several parts: streamed from the file here
                 video = open_record(record, self.sampling, self.decode)

@@ -24,7 +24,7 @@ def required_weights(config: RunConfig, stages: Sequence[str]) -> dict[str, Weig
     needed = {}
     if {"appearance", "objects", "trajectories"} & set(stages):
         needed["appearance"] = APPEARANCE_WEIGHTS[config.appearance.arch]
-    if {"objects", "trajectories"} & set(stages):
+    if {"objects", "trajectories"} & set(stages) and config.detections.path is None:  # else boxes come from files
         needed["detector"] = DETECTOR_WEIGHTS[config.detector.arch]
     if "motion" in stages:
         needed["motion"] = MOTION_WEIGHTS[config.motion.arch]
@@ -53,7 +53,8 @@ def build_extractor(
             ``resolve_all_weights``; resolved here when not given.
         linking: seq-NMS settings of the trajectories stage.
         detections: a detection source to use instead of building the detector (external
-            detections); None = the run's Faster R-CNN.
+            detections, ``extract.features.external``); None = the run's Faster R-CNN. A config
+            with ``detections.path`` needs one: its weights were never resolved.
         timer: the extractor's section timer (``extract.timing``).
     """
     if weights is None:
@@ -66,6 +67,8 @@ def build_extractor(
         torch.manual_seed(config.seed)
         appearance = build_appearance(arch=config.appearance.arch, weights=weights["appearance"])
         appearance = appearance.to(memory_format=memory_format(config, device, 4)).to(device).eval()
+    if detections is None and config.detections.path is not None and {"objects", "trajectories"} & set(stages):
+        raise ValueError("detections.path is set: pass the ExternalDetections (extract.features.external) as detections")
     if "detector" in needed and detections is None:
         torch.manual_seed(config.seed + 1)
         detections = ModelDetections(build_detector(

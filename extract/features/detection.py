@@ -3,7 +3,7 @@ detections, issue 13) can replace the detector without touching the rest.
 
 A ``DetectionSource`` gets the frames to detect on (which video, which decoded frame, at
 what time) with their pixels, and returns per frame its boxes, best first, with scores and
-labels; ``class_names`` names the labels. Boxes are in pixels of the decoded frame
+labels; ``class_names`` (or, per video, ``label_names``) names the labels. Boxes are in pixels of the decoded frame
 (``FrameRef.video.width`` x ``height``); the assembly scales them to the file's pixels
 (``DecodedVideo.scale``) when it stores them.
 """
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from extract.features.passes import unit_float
 from extract.models.detector import Detections, Detector, category_names
-from extract.video import DecodedVideo
+from extract.video import DecodedVideo, VideoFile
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class DetectionSource(Protocol):
         """
         ...
 
+    def label_names(self, video: DecodedVideo | VideoFile) -> Sequence[str]:
+        """The names ``video``'s labels index (stored as ``detections/label_names``); a source
+        without this method names every video's labels by ``class_names``."""
+        ...
+
 
 class ModelDetections(nn.Module):
     """The run's Faster R-CNN as a ``DetectionSource``: it reads only the pixels."""
@@ -63,6 +68,9 @@ class ModelDetections(nn.Module):
 
     def detect(self, frames: Sequence[FrameRef], pixels: Sequence[Tensor], top_k: int) -> list[Detections]:
         return self.detector([unit_float(p) for p in pixels], top_k=top_k)
+
+    def label_names(self, video: DecodedVideo | VideoFile) -> Sequence[str]:
+        return self.class_names
 
 
 def head(d: Detections, k: int) -> Detections:

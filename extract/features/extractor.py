@@ -106,7 +106,16 @@ class FeatureExtractor(nn.Module):
 
     def finish(self, features: VideoFeatures, video: DecodedVideo | VideoFile) -> VideoFeatures:
         """A whole video's features with its trajectories linked (``assemble.finish``)."""
-        return assembly.finish(features, video, linking=self.linking, class_names=self.class_names, timer=self.timer)
+        names = self._label_names(video)
+        features = assembly.finish(features, video, linking=self.linking, class_names=names or None, timer=self.timer)
+        return features.named(names) if features.objects is not None else features
+
+    def _label_names(self, video: DecodedVideo | VideoFile) -> list[str]:
+        """What ``video``'s labels index: the source's per-video ``label_names`` where it has them."""
+        if self.detections is None:
+            return []
+        per_video = getattr(self.detections, "label_names", None)
+        return list(per_video(video) if per_video is not None else self.detections.class_names)
 
     def _fmt(self, ndim: int) -> torch.memory_format:
         return memory_format(self.config, self.device, ndim)

@@ -76,6 +76,7 @@ class VideoFeatures:
     motion_objects (ndarray[T, N, 2048] float32): see ``extract.layout``.
     candidates: trajectory-frame detections, until ``extract.features.finish`` links them.
     trajectories: the linked arrays, by field (``trajectory_arrays``), once finished.
+    label_names (ndarray[L] bytes): what the step detections' labels index, once finished.
     """
 
     appearance: np.ndarray | None = None
@@ -84,6 +85,7 @@ class VideoFeatures:
     motion_objects: np.ndarray | None = None
     candidates: Candidates | None = None
     trajectories: dict[str, np.ndarray] | None = None
+    label_names: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The stored arrays by layout name; raises while candidates wait to be linked."""
@@ -102,6 +104,8 @@ class VideoFeatures:
                 layout.DETECTION_LABELS.name: o.labels,
                 layout.DETECTION_COUNTS.name: o.num_boxes,
             })
+        if self.label_names is not None:
+            out[layout.DETECTION_LABEL_NAMES.name] = self.label_names
         if self.motion is not None:
             out[layout.MOTION.name] = self.motion
         if self.motion_objects is not None:
@@ -109,6 +113,10 @@ class VideoFeatures:
         for name, array in (self.trajectories or {}).items():
             out[layout.trajectory_name(name)] = array
         return out
+
+    def named(self, names: Sequence[str]) -> VideoFeatures:
+        """These features with the names their detection labels index."""
+        return replace(self, label_names=np.array([n.encode() for n in names], dtype=bytes))
 
     def linked(self, trajectories: dict[str, np.ndarray]) -> VideoFeatures:
         """These features with the candidates replaced by their linked trajectories."""

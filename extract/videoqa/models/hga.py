@@ -27,6 +27,9 @@ Deliberate differences from the released code:
 - the GCN has ``gcn_layers`` graph convolutions: the code's ``GCN(num_layers=2)`` stacks three
   (input, one hidden, output), which is the default here;
 - the adjacency layers are plain linear layers (the code wraps them in weight normalisation).
+
+``ModelConfig(question_only=True)`` is a question-only baseline with the same text encoder, co-attention,
+graph and scorer: the video is one learned constant node, so its accuracy is what the words alone give.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class ModelConfig(BaseModel):
     gcn_layers: int = Field(3, ge=1)  # graph convolutions (code: GCN(num_layers=2), which stacks 3)
     fusion_dim: int = Field(1600, ge=1)  # width of the bilinear fusion (BLOCK's default mm_dim: 1600)
     freeze_word_vectors: bool = False  # keep GloVe rows fixed (code: from_pretrained(freeze=False))
+    question_only: bool = False  # baseline: the clips are one learned constant node (as MASN's question_only);
+    #                              no module reads the features, so nothing of the video reaches the score
 
 
 def lengths_mask(lengths: Tensor, width: int) -> Tensor:
@@ -183,7 +188,8 @@ class HGA(nn.Module):
             raise ValueError(f"HGA scores multiple-choice candidates; head must be 'choice', got {head!r}")
         d = config.hidden_size
         self.head_kind = head
-        self.video = VideoEncoder(appearance_dim + motion_dim, d, config.dropout)
+        self.video = None if config.question_only else VideoEncoder(appearance_dim + motion_dim, d, config.dropout)
+        self.constant = nn.Parameter(torch.randn(1, 1, d) * 0.1) if config.question_only else None  # [1, 1, d]
         self.text = TextEncoder(vocab_size, word_dim, d, config.dropout, text_dim=text_dim,
                                 freeze=config.freeze_word_vectors)
         self.norm = nn.LayerNorm(d, elementwise_affine=False)
@@ -199,11 +205,16 @@ class HGA(nn.Module):
 
     def forward(self, batch: Batch) -> Tensor:
         B, C, L = batch.tokens.shape
-        v, v_last = self.video(torch.cat([batch.app_global, batch.mot_global], dim=-1), batch.video_mask)
+        if self.video is None:  # question only: one constant "clip" per video
+            v = self.constant.expand(B, 1, -1)
+            v_last, video_mask = v[:, 0], torch.ones(B, 1, dtype=torch.bool, device=v.device)
+        else:
+            v, v_last = self.video(torch.cat([batch.app_global, batch.mot_global], dim=-1), batch.video_mask)
+            video_mask = batch.video_mask
         text = None if batch.text_feat is None else batch.text_feat.flatten(0, 1)  # [B*C, L', D_w]
         q, q_last = self.text(batch.tokens.flatten(0, 1), batch.lengths.flatten(), text)  # [B*C, L', d], [B*C, d]
         q_mask = lengths_mask(batch.lengths.flatten(), q.shape[1])  # [B*C, L']
-        v, v_last, v_mask = (x.repeat_interleave(C, dim=0) for x in (v, v_last, batch.video_mask))
+        v, v_last, v_mask = (x.repeat_interleave(C, dim=0) for x in (v, v_last, video_mask))
         q, v = self.norm(q), self.norm(v)
         for layer in self.coattention:
             q, v = layer(q, v, q_mask, v_mask)
