@@ -201,3 +201,21 @@ def test_a_detection_source_replaces_the_detector(tmp_path):
     ones = np.ones_like(times)
     np.testing.assert_allclose(boxes, np.stack([10 * times * sx, 2 * sy * ones, (10 * times + 20) * sx, 30 * sy * ones], 1), rtol=1e-6)
     assert (arrays["detections/num_boxes"] == 1).all() and set(arrays["trajectories/label_names"]) == {b"thing"}
+
+
+def test_boxes_and_features_do_not_depend_on_the_batch_composition(tmp_path):
+    """Bit for bit: each video's detections and features, whichever videos share its calls and
+    in which order, with batched detection (4 frames a pass) and batches split by the video alone."""
+    config = tiny_models(runtime={"batch_size": 4}, detector={"batch_size": 4})
+    extractor = build_extractor(config, ["appearance", "objects", "motion"])
+    videos = [  # different sizes, different lengths (full batches, power-of-two tails)
+        decode(write_gif(tmp_path / "a.gif", [100] * 40, size=(72, 96))),
+        decode(write_mp4(tmp_path / "b.mp4", 30, num_frames=100, size=(80, 64))),
+        decode(write_gif(tmp_path / "c.gif", [100] * 7, size=(64, 64))),
+    ]
+    alone = [extractor([v])[0].arrays() for v in videos]
+    for group in ([0, 1, 2], [2, 0], [1, 2, 0]):
+        for i, out in zip(group, extractor([videos[j] for j in group])):
+            got = out.arrays()
+            for name, want in alone[i].items():
+                assert got[name].tobytes() == want.tobytes(), (group, i, name)
