@@ -93,7 +93,7 @@ class DetectorConfig(_Strict):
     agnostic_nms_iou: float = Field(0.5, gt=0.0, le=1.0)  # class-agnostic NMS before taking the top num_objects
     batch_size: int = Field(0, ge=0, le=1024)  # frames of one video per detector pass (the split of
     #                                            sampling.step_batches, so boxes never depend on other videos);
-    #                                            0 = auto: 8 on CUDA, 1 on a CPU (fastest there, measured)
+    #                                            0 = auto: 8 on CUDA, 4 on a CPU (features.runtime.detector_batch)
     rpn_pre_nms_top_n: int | None = Field(None, ge=1)  # RPN proposals per level before NMS; None = the
     #                                                    architecture's default. Fewer is faster and CHANGES boxes
     rpn_post_nms_top_n: int | None = Field(None, ge=1)  # proposals into the box head (mobilenet 150, resnet
