@@ -45,7 +45,7 @@ assert set(PRESETS) == set(PRESET_NAMES)
 MOVED_MODEL_KEYS = {
     "preset": "preset", "weights": "weights", "seed": "seed",
     "device": "runtime.device", "threads": "runtime.threads", "model_workers": "runtime.model_workers",
-    "batch_size": "runtime.batch_size", "fixed_batch": "(removed: batches follow the video alone, unpadded)",
+    "batch_size": "runtime.batch_size",
     "channels_last": "runtime.channels_last", "amp": "runtime.amp",
     "num_objects": "detector.num_objects", "detector_score_thresh": "detector.score_thresh",
     "detector_candidates": "detector.candidates", "trajectory_candidates": "detector.trajectory_candidates",
