@@ -145,12 +145,13 @@ class FeatureExtractor(nn.Module):
         c5_maps: list = [None] * len(frame_batches)
         motion_maps: list = [None] * len(clip_batches)
         detections: dict = {}
-        # Longest tasks first, the fine-grained detector batches last: the workers end together.
+        # Longest tasks first (I3D, ResNet, then detector batches, each the largest first), the
+        # powers-of-two tails last: the workers end together. Each task fills its own slot.
         self.pool.run(
-            [partial(self._motion_task, videos, pixels, [clips[j] for j in c], motion_maps, i) for i, c in enumerate(clip_batches)]
-            + [partial(self._resnet_task, pixels, [plan.frames[j] for j in c], pooled, c5_maps, i) for i, c in enumerate(frame_batches)]
+            [partial(self._motion_task, videos, pixels, [clips[j] for j in c], motion_maps, i) for i, c in _largest_first(clip_batches)]
+            + [partial(self._resnet_task, pixels, [plan.frames[j] for j in c], pooled, c5_maps, i) for i, c in _largest_first(frame_batches)]
             + [partial(self._detect_task, videos, pixels, plan, rows, top_k, detections)
-               for chunks in detector_batches for rows in chunks]
+               for _, rows in _largest_first([rows for chunks in detector_batches for rows in chunks])]
         )
 
         size, msize, n = config.appearance.size, config.motion.size, config.detector.num_objects
@@ -232,3 +233,8 @@ def _by_video(chunk: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
             runs.append((v, []))
         runs[-1][1].append(i)
     return runs
+
+
+def _largest_first(batches: list) -> list[tuple[int, object]]:
+    """(index, batch) pairs, the longest batch first (ties in order)."""
+    return sorted(enumerate(batches), key=lambda item: -len(item[1]))
