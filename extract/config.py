@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+import math
 import os
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ assert set(PRESETS) == set(PRESET_NAMES)
 MOVED_MODEL_KEYS = {
     "preset": "preset", "weights": "weights", "seed": "seed",
     "device": "runtime.device", "threads": "runtime.threads", "model_workers": "runtime.model_workers",
-    "batch_size": "runtime.batch_size", "fixed_batch": "runtime.fixed_batch",
+    "batch_size": "runtime.batch_size",
     "channels_last": "runtime.channels_last", "amp": "runtime.amp",
     "num_objects": "detector.num_objects", "detector_score_thresh": "detector.score_thresh",
     "detector_candidates": "detector.candidates", "trajectory_candidates": "detector.trajectory_candidates",
@@ -90,7 +91,9 @@ class DetectorConfig(_Strict):
     trajectory_candidates: int = Field(50, ge=1, le=10000)  # boxes per trajectory frame offered to seq-NMS;
     #                                                         a step's boxes are the first num_objects of them
     agnostic_nms_iou: float = Field(0.5, gt=0.0, le=1.0)  # class-agnostic NMS before taking the top num_objects
-    batch_size: int = Field(1, ge=1, le=1024)  # equal-size frames per detector pass; 1 is batch-invariant
+    batch_size: int = Field(0, ge=0, le=1024)  # frames of one video per detector pass (the split of
+    #                                            sampling.step_batches, so boxes never depend on other videos);
+    #                                            0 = auto: 8 on CUDA, 4 on a CPU (features.runtime.detector_batch)
     rpn_pre_nms_top_n: int | None = Field(None, ge=1)  # RPN proposals per level before NMS; None = the
     #                                                    architecture's default. Fewer is faster and CHANGES boxes
     rpn_post_nms_top_n: int | None = Field(None, ge=1)  # proposals into the box head (mobilenet 150, resnet
@@ -127,9 +130,13 @@ class RuntimeConfig(_Strict):
     #                                         shared among model_workers); run.json records the count used
     model_workers: int = Field(2, ge=1, le=64)  # threads that take the model tasks (I3D, ResNet batches,
     #                                             detector frames, RoIAlign) side by side; results do not depend on it
-    batch_size: int = Field(16, ge=1, le=4096)  # frames (ResNet) or clips (I3D) per forward pass
-    fixed_batch: bool = True  # pad every ResNet/I3D batch to batch_size: a video's features then do
-    #                           not depend on which videos share its batch (bit for bit)
+    batch_size: int = Field(16, ge=1, le=4096)  # steps per ResNet/I3D pass: each video's steps split into
+    #                                             full batches then powers of two (sampling.step_batches),
+    #                                             never padded, never mixed with another video's: a video's
+    #                                             features do not depend on its companions (bit for bit)
+    cudnn: Literal["deterministic", "benchmark"] = "deterministic"  # CUDA only: deterministic = the same
+    #                                             algorithms every run (the same bits run to run); benchmark =
+    #                                             timed per shape at start-up, faster, bits may change between runs
     channels_last: bool = True  # NDHWC memory format for I3D (oneDNN: faster, same float32 bits) and,
     #                             on CUDA only, NHWC for ResNet (on a CPU it moves features by ~2e-6 relative)
     amp: bool = False  # bf16 autocast of ResNet, I3D and the detector backbone (meant for CUDA):
@@ -205,7 +212,7 @@ class RunConfig(_Strict):
             given = data.get(section, {})
             if isinstance(given, dict):
                 data[section] = values | given
-        return data
+        return _decode_for_models(data)
 
     @field_validator("data_root", "videos", "out")
     @classmethod
@@ -229,6 +236,27 @@ class RunConfig(_Strict):
         if unknown or not value:
             raise ValueError(f"stages must be a non-empty subset of {list(STAGES)}, got {list(value)}")
         return tuple(s for s in STAGES if s in value)
+
+
+def _section(data: dict, name: str) -> dict:
+    """A config section as a dict, whether given as a dict, a model or a dataclass."""
+    value = data.get(name, {})
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _decode_for_models(data: dict) -> dict:
+    """``decode`` told the model batch (parts hold whole batches) and the model outputs kept per
+    step (the part budget counts them): a ResNet C5 and an I3D res5 map of 2048 x (size/32)^2 floats."""
+    runtime, decode = _section(data, "runtime"), _section(data, "decode")
+    sizes = [_section(data, s).get("size") for s in ("appearance", "motion")]
+    step_bytes = sum(2048 * math.ceil(size / 32) ** 2 * 4 for size in sizes if isinstance(size, int))
+    decode.update(batch_steps=runtime.get("batch_size", RuntimeConfig.model_fields["batch_size"].default),
+                  step_kb=math.ceil(step_bytes / 1024))
+    return data | {"decode": decode}
 
 
 def default_pipeline(dataset: str) -> Path | importlib.resources.abc.Traversable:

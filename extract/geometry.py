@@ -38,7 +38,9 @@ def scale_boxes(boxes: Tensor, src_size: tuple[int, int], dst_size: tuple[int, i
     """
     _check_boxes(boxes)
     sx, sy = dst_size[0] / src_size[0], dst_size[1] / src_size[1]
-    return boxes * boxes.new_tensor([sx, sy, sx, sy])
+    # Scalar products, not ``boxes * new_tensor([...])``: on CUDA that copy from the host would
+    # wait for the device at every frame.
+    return torch.stack([boxes[:, 0] * sx, boxes[:, 1] * sy, boxes[:, 2] * sx, boxes[:, 3] * sy], dim=1)
 
 
 def _axis_weights(coords: Tensor, size: int) -> Tensor:

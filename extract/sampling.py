@@ -78,6 +78,26 @@ def appearance_steps(n_grid: int, stride: int) -> np.ndarray:
     return np.arange(0, n_grid, stride, dtype=np.int64)
 
 
+def step_batches(n: int, size: int) -> list[range]:
+    """The model batches of ``n`` items (a video's steps), by a rule of ``n`` and ``size`` alone.
+
+    Full batches of ``size``, then the rest in decreasing powers of two (13 = 8 + 4 + 1): no
+    batch is padded, and the small tail batches keep several model workers busy to the end.
+    Kernels round by batch size, so a rule that depends on the video alone makes its features
+    independent of the videos that share its calls. ``step_batches(23, 8)`` is
+    ``[0:8, 8:16, 16:20, 20:22, 22:23]``.
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    out = [range(s, s + size) for s in range(0, n - n % size, size)]
+    start = n - n % size
+    for bit in reversed(range((n % size).bit_length())):
+        if (n % size) >> bit & 1:
+            out.append(range(start, start + (1 << bit)))
+            start += 1 << bit
+    return out
+
+
 def motion_windows(steps: np.ndarray, n_grid: int, window: int) -> np.ndarray:
     """Grid indices of the I3D clip of each step: ``g - window//2 .. g + window//2 - 1``, clamped.
 

@@ -1,8 +1,9 @@
 """Decoding with decord (the ``decord2`` distribution): frames, timestamps, and the 6 fps grid.
 
 A video is opened once (``open_video``: timestamps, grid, frame size) and its frames are then
-decoded part by part: a part is a run of ``DecodeConfig.part_steps`` appearance steps with the
-frames their clips and trajectory frames need, so a long video never sits in memory whole.
+decoded part by part: a part is a run of whole model batches of appearance steps (as many as
+``DecodeConfig.part_mb`` allows) with the frames their clips and trajectory frames need, so a
+long video never sits in memory whole.
 Frames whose longer side exceeds ``DecodeConfig.max_side`` are downscaled by the decoder; the
 models resize their inputs anyway (DESIGN.md section 1), and boxes are mapped back to the
 file's own pixels (``DecodedVideo.scale``).
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from extract.probe import DecodeError, check_file, leading_dropped
-from extract.sampling import SamplingConfig, appearance_steps, grid_frame_indices, motion_windows, trajectory_steps
+from extract.sampling import SamplingConfig, appearance_steps, grid_frame_indices, motion_windows, step_batches, trajectory_steps
 
 # decord prefixes its messages with a time and a source location: "[23:13:17] /src/x.cc:285: "
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?")
@@ -27,19 +28,38 @@ _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (\[[^\]]*\] )?")
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """Bounds on what decoding holds in memory; neither changes the sampling semantics."""
+    """Bounds on what decoding holds in memory; none changes the sampling semantics or the features.
+
+    A part is a run of whole model batches of ``batch_steps`` steps (``sampling.step_batches``
+    of the whole video), so a video's features are the same bits however it is cut into parts.
+    Its length follows the memory budget: ``part_mb`` MiB over the bytes one step holds (its
+    ``stride`` decoded grid frames at the decoded size, plus ``step_kb`` of model outputs),
+    rounded down to whole batches, at least one batch; ``part_steps`` > 0 caps it.
+    """
 
     max_side: int = 1024  # frames with a longer side above this are downscaled at decode (aspect kept); 0 = never
-    part_steps: int = 32  # appearance steps decoded and extracted at a time: longer videos stream in parts
+    part_steps: int = 0  # most appearance steps per part (longer videos stream in parts); 0 = as part_mb allows
+    part_mb: int = 256  # memory budget of one part's decoded frames and model outputs, MiB (1 .. 65536)
     # Frames (a GIF's logical canvas) of more pixels are refused before decoding: the decoder
     # holds a frame at full size before max_side applies (12000x12000: a 4 GB peak). 40 MP lets
     # 8K UHD (33 MP) through; 0 = no limit.
     max_pixels: int = 40_000_000
+    batch_steps: int = 16  # steps per model batch: RunConfig sets it to runtime.batch_size
+    step_kb: int = 800  # model outputs kept per step until its part is done (ResNet C5 and I3D maps),
+    #                     KiB: RunConfig sets it from the model input sizes
 
     def __post_init__(self) -> None:
-        if self.max_side < 0 or self.part_steps < 1 or self.max_pixels < 0:
-            raise ValueError(f"max_side and max_pixels must be >= 0 and part_steps >= 1, got {self.max_side}, "
-                             f"{self.max_pixels} and {self.part_steps}")
+        if self.max_side < 0 or self.part_steps < 0 or self.max_pixels < 0 or self.step_kb < 0:
+            raise ValueError(f"max_side, max_pixels, part_steps and step_kb must be >= 0, got {self.max_side}, "
+                             f"{self.max_pixels}, {self.part_steps} and {self.step_kb}")
+        if not 1 <= self.part_mb <= 65536 or self.batch_steps < 1:
+            raise ValueError(f"part_mb must be in 1 .. 65536 and batch_steps >= 1, got {self.part_mb} and {self.batch_steps}")
+
+    def steps_per_part(self, width: int, height: int, stride: int) -> int:
+        """Target steps per part for decoded frames of ``width`` x ``height`` (see the class)."""
+        per_step = stride * width * height * 3 + self.step_kb * 1024
+        steps = max(1, self.part_mb * 2**20 // max(per_step, 1))
+        return min(steps, self.part_steps) if self.part_steps else steps
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,7 @@ class VideoFile:
         self.grid = grid_frame_indices(pts, duration, sampling.fps)  # [n6] indices into the file's frames
         self.steps = appearance_steps(len(self.grid), sampling.stride)
         self.trajectory_steps = trajectory_steps(len(self.grid), sampling.fps, sampling.trajectory_fps)
+        self._parts = self._split(*decoded_size(*source_size, config.max_side))  # step ranges
 
     @property
     def num_grid(self) -> int:
@@ -127,7 +148,7 @@ class VideoFile:
 
     @property
     def num_parts(self) -> int:
-        return max(1, math.ceil(len(self.steps) / self.config.part_steps))
+        return len(self._parts)
 
     def parts(self) -> Iterator[DecodedVideo]:
         """The video's parts in order; each holds only the frames it needs."""
@@ -139,18 +160,29 @@ class VideoFile:
         return self._decode(self.steps, self.trajectory_steps, (0, 1))
 
     def part(self, index: int) -> DecodedVideo:
-        """Part ``index``: steps ``index * part_steps ...`` and the trajectory frames in their grid span."""
+        """Part ``index``: its steps (whole batches) and the trajectory frames in their grid span."""
         if not 0 <= index < self.num_parts:
             raise IndexError(f"part {index} of a video with {self.num_parts} parts")
         steps, traj = self._part_steps(index)
         keep_from = self.grid[self._needed(*self._part_steps(index + 1))].min() if index + 1 < self.num_parts else None
         return self._decode(steps, traj, (index, self.num_parts), keep_from)
 
+    def _split(self, width: int, height: int) -> list[range]:
+        """Step ranges of the parts: consecutive whole batches, as many as the budget allows (at least one)."""
+        target = self.config.steps_per_part(width, height, self.sampling.stride)
+        parts: list[range] = []
+        for batch in step_batches(len(self.steps), self.config.batch_steps):
+            if parts and len(parts[-1]) + len(batch) <= target:
+                parts[-1] = range(parts[-1].start, batch.stop)
+            else:
+                parts.append(batch)
+        return parts or [range(0, 0)]
+
     def _part_steps(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Grid indices of part ``index``'s appearance steps and trajectory frames."""
-        n = self.config.part_steps
-        steps = self.steps[index * n : (index + 1) * n]
-        end = self.steps[(index + 1) * n] if (index + 1) * n < len(self.steps) else self.num_grid
+        span = self._parts[index]
+        steps = self.steps[span.start : span.stop]
+        end = self.steps[span.stop] if span.stop < len(self.steps) else self.num_grid
         traj = self.trajectory_steps[(self.trajectory_steps >= steps[0]) & (self.trajectory_steps < end)]
         return steps, traj
 

@@ -17,6 +17,7 @@ from extract.bench import BENCH_STAGES, write_synthetic
 from extract.bench.run import baseline_config
 from extract.cli import app
 from extract.names import STAGES
+from extract.sampling import step_batches
 from extract.features import build_extractor, cpu_count, naive_extractor, plan_frames
 from extract.linking import LinkConfig
 from extract.video import decode
@@ -52,7 +53,9 @@ def test_frame_plan_shares_steps_and_trajectory_frames(synthetic):
 
 
 def test_optimized_features_equal_the_naive_baseline(synthetic, one_thread):
-    config = tiny_models()
+    # One frame per detector pass, as the baseline: batched detection moves boxes by float
+    # rounding (kernels round by batch size), and the object features with them.
+    config = tiny_models(detector={"batch_size": 1})
     extractor = build_extractor(config, STAGES, linking=LinkConfig(min_score=0.0))
     assert extractor.workers() == min(2, cpu_count())
     naive = naive_extractor(extractor, baseline_config(config))
@@ -121,3 +124,24 @@ def test_fast_roi_pooling_matches_torchvision_roi_align():
         got = roi_mean_features(fmap, boxes, image_size=size, output_size=7, sampling_ratio=2, fast=True)
         assert got.dtype == torch.float32 and got.shape == expected.shape
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-5)
+
+
+def test_plan_batches_follow_the_video_alone_and_its_parts(tmp_path):
+    """Windows of 4 steps (full, then powers of two); a part's batches are the whole video's."""
+    from extract.video import DecodeConfig, open_video
+
+    path = write_synthetic(tmp_path, 1, seed=3)[0]
+    whole = decode(path)
+    kw = dict(steps=True, num_objects=10, trajectory_candidates=50, batch=4)
+    plan = plan_frames([whole], **kw)
+    assert [len(b) for b in plan.clip_batches] == [len(w) for w in step_batches(len(whole.steps), 4)]
+    assert [r for b in plan.batches for r in b] == list(range(len(plan.frames)))
+    frames = [[plan.frames[r][1] for r in b] for b in plan.batches]
+    parts = list(open_video(path, config=DecodeConfig(part_steps=4, batch_steps=4)).parts())
+    assert len(parts) > 1
+    streamed = []
+    for part in parts:
+        p = plan_frames([part], **kw)
+        to_whole = {int(part.grid[g]): int(whole.grid[g]) for g in np.flatnonzero(part.grid >= 0)}  # part frame -> file frame
+        streamed += [[to_whole[p.frames[r][1]] for r in b] for b in p.batches]
+    assert streamed == frames

@@ -53,7 +53,8 @@ def test_preset_expands_to_architectures_and_sizes_and_explicit_values_win():
     ({"no_progress_timeout_s": 0}, "must be > 0 seconds, or -1 for never"),
     ({"seed": -1}, "seed"),
     ({"sampling": {"fps": 0}}, "fps and trajectory_fps must be positive"),
-    ({"decode": {"part_steps": 0}}, "part_steps >= 1"),
+    ({"decode": {"part_steps": -1}}, "part_steps and step_kb must be >= 0"),
+    ({"decode": {"part_mb": 0}}, "part_mb must be in 1 .. 65536"),
     ({"linking": {"link_iou": 2}}, "LinkConfig.link_iou"),
     ({"preset": "huge"}, "preset must be one of ['paper', 'tiny']"),
 ])

@@ -17,6 +17,7 @@ from extract.features import build_extractor
 from extract.geometry import spatial_features
 from extract.masn_index import index_paths
 from extract.pipeline import run_pipeline
+from extract.sampling import step_batches
 from extract.video import DecodeConfig, decode
 from media import write_gif, write_mp4
 
@@ -48,11 +49,19 @@ def _frames01(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
 
 
-def _alone(model, x: torch.Tensor):
-    """A plain forward pass of one sample, padded with zeros to the configured batch size
-    (kernels round by batch size; the pipeline pads every batch the same way)."""
+def _by_rule(model, inputs: torch.Tensor, ids: np.ndarray) -> list:
+    """Plain forward passes of one video's per-step ``inputs`` [T, ...] batched as the pipeline's
+    rule says (full batches of the configured size, then powers of two; each distinct frame
+    ``ids`` once per batch): per step, its outputs (a tuple of [1, ...] tensors)."""
+    out: list = [None] * len(inputs)
     with torch.inference_mode():
-        return model(torch.cat([x[None], x.new_zeros((CONFIG.runtime.batch_size - 1, *x.shape))]))
+        for w in step_batches(len(inputs), CONFIG.runtime.batch_size):
+            unique, first, inverse = np.unique(ids[w.start : w.stop], return_index=True, return_inverse=True)
+            result = model(inputs[w.start + first].contiguous())  # NCHW, as the pipeline feeds ResNet
+            result = result if isinstance(result, tuple) else (result,)
+            for j, row in zip(w, inverse):
+                out[j] = tuple(r[row : row + 1] for r in result)
+    return out
 
 
 def test_object_features_equal_roi_align_on_the_backbone_map(extractor, videos, outputs):
@@ -60,8 +69,9 @@ def test_object_features_equal_roi_align_on_the_backbone_map(extractor, videos, 
     for video, out in zip(videos, outputs):
         frames = _frames01(video.grid_frames(video.steps))
         images = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        passes = _by_rule(extractor.appearance, images, video.grid[video.steps])
         for t in range(len(video.steps)):
-            pooled, c5 = _alone(extractor.appearance, images[t])
+            pooled, c5 = passes[t]
             np.testing.assert_allclose(out["appearance"][t], pooled[0].numpy(), atol=1e-5)
             scale = torch.tensor([c5.shape[-1] / video.width, c5.shape[-2] / video.height] * 2)
             k = out["detections/num_boxes"][t]
@@ -74,9 +84,13 @@ def test_object_features_equal_roi_align_on_the_backbone_map(extractor, videos, 
 def test_motion_objects_use_exactly_the_detection_boxes(extractor, videos, outputs):
     size = CONFIG.motion.size
     for video, out in zip(videos, outputs):
-        for t, window in enumerate(video.windows):
-            clip = F.interpolate(_frames01(video.grid_frames(window)), size=(size, size), mode="bilinear", antialias=True)
-            fmap = _alone(extractor.motion, clip.permute(1, 0, 2, 3))[:1].mean(dim=2)  # [1, 2048, h, w]
+        clips = torch.stack([
+            F.interpolate(_frames01(video.grid_frames(window)), size=(size, size), mode="bilinear", antialias=True).permute(1, 0, 2, 3)
+            for window in video.windows
+        ])  # [T, 3, L, S, S]
+        passes = _by_rule(extractor.motion, clips, np.arange(len(clips)))
+        for t in range(len(video.steps)):
+            fmap = passes[t][0].mean(dim=2)  # [1, 2048, h, w]
             np.testing.assert_allclose(out["motion"][t], fmap.mean(dim=(2, 3))[0].numpy(), atol=1e-5)
             k = out["detections/num_boxes"][t]
             scale = torch.tensor([fmap.shape[-1] / video.width, fmap.shape[-2] / video.height] * 2)
@@ -187,3 +201,21 @@ def test_a_detection_source_replaces_the_detector(tmp_path):
     ones = np.ones_like(times)
     np.testing.assert_allclose(boxes, np.stack([10 * times * sx, 2 * sy * ones, (10 * times + 20) * sx, 30 * sy * ones], 1), rtol=1e-6)
     assert (arrays["detections/num_boxes"] == 1).all() and set(arrays["trajectories/label_names"]) == {b"thing"}
+
+
+def test_boxes_and_features_do_not_depend_on_the_batch_composition(tmp_path):
+    """Bit for bit: each video's detections and features, whichever videos share its calls and
+    in which order, with batched detection (4 frames a pass) and batches split by the video alone."""
+    config = tiny_models(runtime={"batch_size": 4}, detector={"batch_size": 4})
+    extractor = build_extractor(config, ["appearance", "objects", "motion"])
+    videos = [  # different sizes, different lengths (full batches, power-of-two tails)
+        decode(write_gif(tmp_path / "a.gif", [100] * 40, size=(72, 96))),
+        decode(write_mp4(tmp_path / "b.mp4", 30, num_frames=100, size=(80, 64))),
+        decode(write_gif(tmp_path / "c.gif", [100] * 7, size=(64, 64))),
+    ]
+    alone = [extractor([v])[0].arrays() for v in videos]
+    for group in ([0, 1, 2], [2, 0], [1, 2, 0]):
+        for i, out in zip(group, extractor([videos[j] for j in group])):
+            got = out.arrays()
+            for name, want in alone[i].items():
+                assert got[name].tobytes() == want.tobytes(), (group, i, name)

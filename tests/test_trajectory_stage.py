@@ -17,6 +17,7 @@ from torchvision.ops import roi_align
 from conftest import tiny_config
 from extract.features import build_extractor
 from extract.pipeline import run_pipeline
+from extract.sampling import step_batches
 from extract.video import decode
 from extract.viz import render
 from media import write_gif, write_mp4
@@ -66,19 +67,28 @@ def test_trajectory_features_are_mean_roi_features_of_their_boxes(traj_run):
     extractor = build_extractor(config, ["appearance"])
     size = config.appearance.size
     video = decode(videos / "long.gif")
-    frames = torch.from_numpy(video.grid_frames(video.trajectory_steps)).permute(0, 3, 1, 2).float() / 255
-    images = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2).float() / 255
+    images = F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False).contiguous()
+    # The pipeline's batches: windows of the steps (full, then powers of two), each with the
+    # trajectory frames in its grid span, each distinct decoded frame once, in decode order.
+    windows = step_batches(len(video.steps), config.runtime.batch_size)
+    starts = [video.steps[w.start] for w in windows] + [video.num_grid]
+    c5_of = {}
+    for i, w in enumerate(windows):
+        traj = video.trajectory_steps[(video.trajectory_steps >= starts[i]) & (video.trajectory_steps < starts[i + 1])]
+        ids = np.unique(video.grid[np.concatenate([video.steps[w.start : w.stop], traj])])
+        with torch.inference_mode():
+            _, c5 = extractor.appearance(images[ids])
+        c5_of.update({int(g): c5[int(np.searchsorted(ids, video.grid[g]))][None] for g in traj})
     with h5py.File(out / "trajectories.h5", "r") as f:
         boxes, features = f["long"]["boxes"][()], f["long"]["features"][()]
     scale = torch.tensor([size / video.width, size / video.height] * 2)
     for n in range(len(boxes)):
         pooled = []
         for j in np.flatnonzero(~np.isnan(boxes[n]).any(axis=1)):
-            batch = torch.cat([images[j : j + 1], images.new_zeros((config.runtime.batch_size - 1, 3, size, size))])
-            with torch.inference_mode():
-                _, c5 = extractor.appearance(batch)
+            c5 = c5_of[int(video.trajectory_steps[j])]
             box = torch.from_numpy(boxes[n, j : j + 1]) * scale * (c5.shape[-1] / size)
-            pooled.append(roi_align(c5[:1], [box], output_size=7, sampling_ratio=2, aligned=True).mean(dim=(2, 3))[0])
+            pooled.append(roi_align(c5, [box], output_size=7, sampling_ratio=2, aligned=True).mean(dim=(2, 3))[0])
         np.testing.assert_allclose(features[n], torch.stack(pooled).mean(0).numpy(), atol=1e-5)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extract.sampling import SamplingConfig, grid_size, motion_windows
+from extract.sampling import SamplingConfig, grid_size, motion_windows, step_batches
 from extract.video import DecodeConfig, DecodeError, decode, decoded_size, open_video, read_timestamps
 from media import pattern, pyav_frames, write_gif, write_mp4, write_open_gop_cut, write_raw_h264, write_with_pts
 
@@ -161,9 +161,10 @@ def test_stream_without_container_fails_with_reason(tmp_path):
 def test_parts_hold_exactly_the_frames_of_the_whole_video(tmp_path):
     path = write_mp4(tmp_path / "v.mp4", 30, num_frames=200, size=(48, 64))  # 40 grid frames, 10 steps
     whole = decode(path)
-    video = open_video(path, config=DecodeConfig(part_steps=3))
-    parts = list(video.parts())
-    assert [p.part for p in parts] == [(i, 4) for i in range(4)] and video.num_parts == 4
+    video = open_video(path, config=DecodeConfig(part_steps=5, batch_steps=2))
+    parts = list(video.parts())  # whole batches of 2 steps, at most 5 steps a part: 4 + 4 + 2
+    assert [p.part for p in parts] == [(i, 3) for i in range(3)] and video.num_parts == 3
+    assert [len(p.steps) for p in parts] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([p.steps for p in parts]), whole.steps)
     np.testing.assert_array_equal(np.concatenate([p.trajectory_steps for p in parts]), whole.trajectory_steps)
     for p in parts:
@@ -176,7 +177,7 @@ def test_parts_hold_exactly_the_frames_of_the_whole_video(tmp_path):
 
 def test_parts_read_out_of_order_are_the_same(tmp_path):
     path = write_mp4(tmp_path / "v.mp4", 25, num_frames=120, size=(48, 64))
-    video = open_video(path, config=DecodeConfig(part_steps=2))
+    video = open_video(path, config=DecodeConfig(part_steps=2, batch_steps=2))
     in_order = [p.frames for p in video.parts()]
     np.testing.assert_array_equal(video.part(1).frames, in_order[1])  # seeks back to the start
     np.testing.assert_array_equal(video.part(0).frames, in_order[0])
@@ -232,3 +233,22 @@ def test_open_gop_cut_uses_the_timestamps_of_the_frames_decoded(tmp_path):
     assert len(got) == len(expected)
     for k, i in enumerate(expected):
         np.testing.assert_array_equal(got[k], images[i], err_msg=f"grid frame {k} should be decoded frame {i}")
+
+
+def test_part_length_follows_the_memory_budget():
+    config = DecodeConfig(part_mb=64, batch_steps=16, step_kb=0)
+    # 64 MiB over 4 grid frames of 640 x 480 x 3 bytes a step: 18 steps.
+    assert config.steps_per_part(640, 480, 4) == 64 * 2**20 // (4 * 640 * 480 * 3)
+    assert DecodeConfig(part_mb=64, part_steps=10, step_kb=0).steps_per_part(640, 480, 4) == 10  # the cap
+    assert DecodeConfig(part_mb=1).steps_per_part(4096, 4096, 8) == 1  # at least one step
+    with pytest.raises(ValueError, match="part_mb"):
+        DecodeConfig(part_mb=0)
+
+
+def test_step_batches_are_full_then_powers_of_two():
+    assert step_batches(23, 8) == [range(0, 8), range(8, 16), range(16, 20), range(20, 22), range(22, 23)]
+    assert step_batches(32, 16) == [range(0, 16), range(16, 32)] and step_batches(0, 4) == []
+    for n in range(40):
+        batches = step_batches(n, 6)
+        assert [i for b in batches for i in b] == list(range(n))
+        assert all(len(b) == 6 or len(b) & (len(b) - 1) == 0 for b in batches)

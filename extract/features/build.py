@@ -10,7 +10,7 @@ import torch
 from extract.config import RunConfig
 from extract.features.detection import DetectionSource, ModelDetections
 from extract.features.extractor import NAIVE, FeatureExtractor
-from extract.features.runtime import memory_format, resolve_device
+from extract.features.runtime import detector_batch, memory_format, resolve_device
 from extract.linking import LinkConfig
 from extract.models.appearance import APPEARANCE_WEIGHTS, build_appearance
 from extract.models.detector import DETECTOR_WEIGHTS, Detector, build_detector
@@ -79,7 +79,7 @@ def build_extractor(
             score_thresh=config.detector.score_thresh,
             candidates=config.detector.candidates,
             agnostic_nms_iou=config.detector.agnostic_nms_iou,
-            batch_size=config.detector.batch_size,
+            batch_size=detector_batch(config, device),
             rpn_pre_nms_top_n=config.detector.rpn_pre_nms_top_n,
             rpn_post_nms_top_n=config.detector.rpn_post_nms_top_n,
             amp=config.runtime.amp,

@@ -1,11 +1,12 @@
 """``FeatureExtractor``: the run's models and a schedule; maps decoded videos to ``VideoFeatures``.
 
-Steps of all videos in a call share model batches; results come back per video, in order.
-The model work of a call is a list of tasks (I3D batches, ResNet batches, detector frames,
-then RoIAlign chunks) that the task pool's threads take in turn; every task computes the same
-numbers whichever thread runs it. The schedule decides the rest: the pipeline's shares
-frames between passes, pads fixed-size batches and runs ``model_workers`` threads; the naive
-baseline's (``NAIVE``) runs each use of a frame on its own, one batch per call, one thread.
+Results come back per video, in order. The model work of a call is a list of tasks (I3D
+batches, ResNet batches, detector batches, then RoIAlign chunks) that the task pool's threads
+take in turn; every task computes the same numbers whichever thread runs it. The schedule
+decides the rest: the pipeline's shares frames between passes, batches each video's steps by
+a rule of the video alone (``plan.windows``: full batches, then powers of two; nothing padded,
+no batch mixing videos) and runs ``model_workers`` threads; the naive baseline's (``NAIVE``)
+runs each use of a frame on its own, one batch per call, one detector frame per pass, one thread.
 
 An item may be one part of a long video (``DecodedVideo.part``); its trajectory candidates
 wait in ``VideoFeatures.candidates`` until ``finish`` sees the whole video.
@@ -16,19 +17,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import groupby
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from extract.config import RunConfig
 from extract.features import assemble as assembly
 from extract.features.detection import DetectionSource, FrameRef
-from extract.features.passes import appearance_pass, motion_clips, motion_pass, roi_pool
+from extract.features.passes import appearance_pass, motion_clips, motion_pass, roi_pool, to_device
 from extract.features.plan import FramePlan, plan_frames
 from extract.features.result import VideoFeatures
-from extract.features.runtime import TaskPool, memory_format, upload
+from extract.features.runtime import TaskPool, Uploads, detector_batch, memory_format, resolve_device
 from extract.geometry import scale_boxes
+from extract.sampling import step_batches
 from extract.linking import LinkConfig
 from extract.models.appearance import AppearanceNet
 from extract.models.motion import MotionNet
@@ -41,28 +43,29 @@ class Schedule:
     """How a call's work is batched and shared.
 
     share_frames: one ResNet and detector pass per distinct decoded frame (see ``plan_frames``).
-    batch: frames (ResNet) or clips (I3D) per pass; None = all of a call's in one pass.
-    pad_to: zero-pad every ResNet/I3D batch to this size (None: no padding).
+    batch: steps per full ResNet/I3D batch of a video (``plan.windows``); None = all of a
+        call's frames (clips) in one pass.
+    detector_batch: frames per detector pass, split out of a window's frames by the same rule.
     workers: threads taking the model tasks.
     """
 
     share_frames: bool
     batch: int | None
-    pad_to: int | None
+    detector_batch: int
     workers: int
 
     @staticmethod
     def pipeline(config: RunConfig) -> Schedule:
-        return Schedule(True, config.runtime.batch_size, config.runtime.batch_size if config.runtime.fixed_batch else None, config.runtime.model_workers)
+        device = resolve_device(config.runtime.device)
+        return Schedule(True, config.runtime.batch_size, detector_batch(config, device), config.runtime.model_workers)
 
 
-NAIVE = Schedule(share_frames=False, batch=None, pad_to=None, workers=1)  # the bench's baseline
+NAIVE = Schedule(share_frames=False, batch=None, detector_batch=1, workers=1)  # the bench's baseline
 
 
-def _chunks(n: int, size: int | None) -> list[range]:
-    """Index ranges of ``n`` items, ``size`` at a time (None: one range)."""
-    size = size or max(n, 1)
-    return [range(s, min(s + size, n)) for s in range(0, n, size)]
+def computed_frames(plan: FramePlan, clips: int) -> int:
+    """Frames and clips the models run on for ``plan`` (no padding: its real frames and clips)."""
+    return len(plan.frames) + clips
 
 
 class FeatureExtractor(nn.Module):
@@ -98,7 +101,9 @@ class FeatureExtractor(nn.Module):
         self.schedule = schedule or Schedule.pipeline(config)
         self.timer = timer
         self.pool = TaskPool(self.schedule.workers, device)
+        self._copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # uploads
         self.class_names = list(detections.class_names) if detections is not None else []
+        self.computed = 0  # frames and clips the models have run on, for the bench
 
     def workers(self) -> int:
         """Threads that run this extractor's model tasks side by side."""
@@ -129,25 +134,33 @@ class FeatureExtractor(nn.Module):
             num_objects=config.detector.num_objects if "objects" in stages else 0,
             trajectory_candidates=config.detector.trajectory_candidates if "trajectories" in stages else 0,
             share=schedule.share_frames,
+            batch=schedule.batch,
         )
-        pixels = [upload(video.frames, self.device) for video in videos]
-        frame_batches = _chunks(len(plan.frames), schedule.batch)
+        pixels = Uploads([video.frames for video in videos], self.device, self._copy_stream)
         clips = [(v, t) for v, video in enumerate(videos) for t in range(len(video.steps))] if "motion" in stages else []
-        clip_batches = _chunks(len(clips), schedule.batch)
-        rows = plan.detected_rows()
-        top_k = int(plan.top_k.max()) if rows else 0
+        if schedule.batch is None:
+            frame_batches, clip_batches = [range(0, len(plan.frames))], [range(0, len(clips))]
+        else:
+            frame_batches, clip_batches = plan.batches, plan.clip_batches if clips else []
+        frame_batches, clip_batches = [b for b in frame_batches if len(b)], [b for b in clip_batches if len(b)]
+        self.computed += computed_frames(plan, len(clips))
+        top_k = int(plan.top_k.max()) if len(plan.top_k) else 0
+        detector_batches = [  # each frame batch's detected rows, split by the same rule
+            [rows[b.start : b.stop] for b in step_batches(len(rows), schedule.detector_batch)]
+            for rows in ([r for r in batch if plan.top_k[r]] for batch in frame_batches)
+        ]
 
         pooled: list = [None] * len(frame_batches)
         c5_maps: list = [None] * len(frame_batches)
         motion_maps: list = [None] * len(clip_batches)
         detections: dict = {}
-        per_frame = config.detector.batch_size
-        # Longest tasks first, the fine-grained detector frames last: the workers end together.
+        # Longest tasks first (I3D, ResNet, then detector batches, each the largest first), the
+        # powers-of-two tails last: the workers end together. Each task fills its own slot.
         self.pool.run(
-            [partial(self._motion_task, videos, pixels, [clips[j] for j in c], motion_maps, i) for i, c in enumerate(clip_batches)]
-            + [partial(self._resnet_task, pixels, [plan.frames[j] for j in c], pooled, c5_maps, i) for i, c in enumerate(frame_batches)]
-            + [partial(self._detect_task, videos, pixels, plan, rows[s : s + per_frame], top_k, detections)
-               for s in range(0, len(rows), per_frame)]
+            [partial(self._motion_task, videos, pixels, [clips[j] for j in c], motion_maps, i) for i, c in _largest_first(clip_batches)]
+            + [partial(self._resnet_task, pixels, [plan.frames[j] for j in c], pooled, c5_maps, i) for i, c in _largest_first(frame_batches)]
+            + [partial(self._detect_task, videos, pixels, plan, rows, top_k, detections)
+               for _, rows in _largest_first([rows for chunks in detector_batches for rows in chunks])]
         )
 
         size, msize, n = config.appearance.size, config.motion.size, config.detector.num_objects
@@ -174,7 +187,7 @@ class FeatureExtractor(nn.Module):
         self.pool.run(roi_tasks)
 
         out = assembly.PassOutputs(
-            pooled=torch.cat(pooled) if {"appearance", "objects"} & stages else None,
+            pooled=torch.cat(pooled) if pooled and {"appearance", "objects"} & stages else None,
             objects=[o for chunk in frame_objects for o in chunk],
             detections=detections,
             motion_maps=motion_maps,
@@ -184,31 +197,30 @@ class FeatureExtractor(nn.Module):
             videos, plan, out, stages=self.stages, num_objects=n, trajectory_candidates=config.detector.trajectory_candidates
         )
 
-    def _detect_task(self, videos, pixels: list[Tensor], plan: FramePlan, rows: list[int], top_k: int, out: dict) -> None:
+    def _detect_task(self, videos, pixels: Uploads, plan: FramePlan, rows: list[int], top_k: int, out: dict) -> None:
         """Detections (best ``top_k``) of the frames at ``rows`` of ``plan``, into ``out[row]``."""
         with self.timer("detector"):
             frames = [plan.frames[r] for r in rows]
             refs = [FrameRef(videos[v], i, float(plan.times[r])) for r, (v, i) in zip(rows, frames)]
             out.update(zip(rows, self.detections.detect(refs, [pixels[v][i] for v, i in frames], top_k)))
 
-    def _resnet_task(self, pixels: list[Tensor], chunk: list[tuple[int, int]], pooled: list, maps: list, i: int) -> None:
+    def _resnet_task(self, pixels: Uploads, chunk: list[tuple[int, int]], pooled: list, maps: list, i: int) -> None:
         """ResNet on one batch of plan frames: ``pooled[i]`` Tensor[B, 2048], ``maps[i]`` Tensor[B, 2048, h, w]."""
         with self.timer("resnet"):
-            runs = [pixels[v][[idx for _, idx in run]] for v, run in groupby(chunk, key=lambda frame: frame[0])]
+            runs = [pixels[v][to_device(np.array(ids), self.device)] for v, ids in _by_video(chunk)]
             pooled[i], maps[i] = appearance_pass(
-                self.appearance, runs, size=self.config.appearance.size, pad_to=self.schedule.pad_to,
-                memory_format=self._fmt(4), amp=self.config.runtime.amp,
+                self.appearance, runs, size=self.config.appearance.size, memory_format=self._fmt(4), amp=self.config.runtime.amp,
             )
 
-    def _motion_task(self, videos, pixels: list[Tensor], chunk: list[tuple[int, int]], maps: list, i: int) -> None:
+    def _motion_task(self, videos, pixels: Uploads, chunk: list[tuple[int, int]], maps: list, i: int) -> None:
         """I3D on the windows of one batch of (video, step) clips: ``maps[i]`` Tensor[B, 2048, h, w]."""
         size = self.config.motion.size
         with self.timer("i3d"):
             clips = [
-                motion_clips(pixels[v], videos[v].grid[videos[v].windows[[t for _, t in steps]]], size)  # [n, L, 3, S, S]
-                for v, steps in groupby(chunk, key=lambda clip: clip[0])
+                motion_clips(pixels[v], videos[v].grid[videos[v].windows[steps]], size)  # [n, L, 3, S, S]
+                for v, steps in _by_video(chunk)
             ]
-            maps[i] = motion_pass(self.motion, clips, pad_to=self.schedule.pad_to, memory_format=self._fmt(5), amp=self.config.runtime.amp)
+            maps[i] = motion_pass(self.motion, clips, memory_format=self._fmt(5), amp=self.config.runtime.amp)
 
     def _roi_task(self, fmap: Tensor, boxes: list[Tensor], size: int, out: list, i: int) -> None:
         """RoI features of ``boxes`` (one Tensor[K_b, 4] per row of ``fmap``): ``out[i]``."""
@@ -220,3 +232,18 @@ class FeatureExtractor(nn.Module):
                 fmap, boxes, size=size, output_size=self.config.roi.output_size,
                 sampling_ratio=self.config.roi.sampling_ratio, fast=self.config.roi.fast,
             )
+
+
+def _by_video(chunk: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    """(video, its indices) runs of a batch of (video, index) pairs, in order."""
+    runs: list[tuple[int, list[int]]] = []
+    for v, i in chunk:
+        if not runs or runs[-1][0] != v:
+            runs.append((v, []))
+        runs[-1][1].append(i)
+    return runs
+
+
+def _largest_first(batches: list) -> list[tuple[int, object]]:
+    """(index, batch) pairs, the longest batch first (ties in order)."""
+    return sorted(enumerate(batches), key=lambda item: -len(item[1]))

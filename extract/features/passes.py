@@ -29,15 +29,13 @@ def square(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def pad_batch(batch: Tensor, size: int | None) -> Tensor:
-    """Zero-pad the first dimension of ``batch`` up to ``size`` (None: as it is).
-
-    Kernels pick their blocking by batch size; one size for every call makes each sample's
-    result independent of its companions.
-    """
-    if size is None or batch.shape[0] >= size:
-        return batch
-    return torch.cat([batch, batch.new_zeros((size - batch.shape[0], *batch.shape[1:]))])
+def to_device(indices: np.ndarray, device: torch.device) -> Tensor:
+    """Index array (ndarray[...] int64) on ``device``: on CUDA from pinned memory, asynchronous,
+    so that indexing the device's frames never waits for the queued model work."""
+    index = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
+    if device.type == "cuda":
+        return index.pin_memory().to(device, non_blocking=True)
+    return index
 
 
 def appearance_pass(
@@ -45,7 +43,6 @@ def appearance_pass(
     frames: Sequence[Tensor],
     *,
     size: int,
-    pad_to: int | None,
     memory_format: torch.memory_format,
     amp: bool,
 ) -> tuple[Tensor, Tensor]:
@@ -53,18 +50,16 @@ def appearance_pass(
 
     Args:
         frames (Sequence[Tensor[B_i, H_i, W_i, 3] uint8]): runs of frames (one run per video),
-            each resized to ``size`` x ``size``.
-        pad_to: zero-pad the batch to this many frames (None: no padding).
+            each resized to ``size`` x ``size``. The batch is never padded: a sample's result
+            depends on the batch size, which the caller's schedule fixes per video.
     Returns:
         pooled Tensor[B, 2048] float32 (avgpool), c5 Tensor[B, 2048, size/32, size/32] float32,
         B = sum B_i.
     """
-    images = torch.cat([square(unit_float(run), size) for run in frames])
-    count = images.shape[0]
-    images = pad_batch(images, pad_to).contiguous(memory_format=memory_format)
+    images = torch.cat([square(unit_float(run), size) for run in frames]).contiguous(memory_format=memory_format)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
         pooled, c5 = model(images)  # [B, 2048], [B, 2048, h, w]
-    return pooled[:count].float(), c5[:count].float()
+    return pooled.float(), c5.float()
 
 
 def motion_clips(pixels: Tensor, ids: np.ndarray, size: int) -> Tensor:
@@ -77,27 +72,24 @@ def motion_clips(pixels: Tensor, ids: np.ndarray, size: int) -> Tensor:
         Tensor[n, L, 3, size, size] float in [0, 1].
     """
     unique, inverse = np.unique(ids.ravel(), return_inverse=True)
-    frames = square(unit_float(pixels[torch.from_numpy(unique).to(pixels.device)]), size)  # [U', 3, S, S]
-    return frames[torch.from_numpy(inverse.reshape(ids.shape)).to(pixels.device)]
+    frames = square(unit_float(pixels[to_device(unique, pixels.device)]), size)  # [U', 3, S, S]
+    return frames[to_device(inverse.reshape(ids.shape), pixels.device)]
 
 
 def motion_pass(
-    model: MotionNet, clips: Sequence[Tensor], *, pad_to: int | None, memory_format: torch.memory_format, amp: bool
+    model: MotionNet, clips: Sequence[Tensor], *, memory_format: torch.memory_format, amp: bool
 ) -> Tensor:
     """I3D on a batch of clips (``motion_clips`` of one or more videos).
 
     Args:
-        clips (Sequence[Tensor[n_i, L, 3, S, S]]): the clips of each video, in order.
-        pad_to: zero-pad the batch to this many clips (None: no padding).
+        clips (Sequence[Tensor[n_i, L, 3, S, S]]): the clips of each video, in order (never padded).
     Returns:
         Tensor[B, 2048, h, w] float32: the res5 maps averaged over time, B = sum n_i.
     """
-    batch = torch.cat(list(clips)).movedim(1, 2)  # [B, 3, L, S, S]
-    count = batch.shape[0]
-    batch = pad_batch(batch, pad_to).contiguous(memory_format=memory_format)
+    batch = torch.cat(list(clips)).movedim(1, 2).contiguous(memory_format=memory_format)  # [B, 3, L, S, S]
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=amp):
         fmap = model(batch)  # [B, 2048, L', h, w]
-    return fmap[:count].float().mean(dim=2)
+    return fmap.float().mean(dim=2)
 
 
 def roi_pool(

@@ -135,8 +135,9 @@ def build_detector(
         score_thresh: minimum class score kept by torchvision's postprocessing; low, so that
             real frames yield ``top_k`` boxes wherever the detector sees them.
         candidates: detections per image out of torchvision's per-class NMS.
-        batch_size: equal-size frames per forward pass. 1 makes each frame's detections
-            independent of the other frames in the call (bit for bit); larger is faster on a GPU.
+        batch_size: equal-size frames per forward pass. A frame's boxes depend on the batch
+            it is in (kernels round by batch size): the extractor hands over one video's frames
+            at a time, split by a rule of the video alone, so its boxes do not depend on other videos.
         rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals kept per level before NMS and in
             all after it (at test time); None keeps the architecture's default.
         amp: run the backbone in bf16 autocast (see ``Detector``).
