@@ -11,7 +11,6 @@ back through shared memory (``extract.decoded.send_frames``).
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import time
@@ -218,6 +217,7 @@ class ChildStream:
         self.steps: np.ndarray = row["steps"]  # [T] grid indices
         self.trajectory_steps: np.ndarray = row["trajectory_steps"]  # [F] grid indices
         self.source_size = tuple(int(x) for x in row["source_size"])
+        self._num_parts = int(row["part"][1])  # as the child's VideoFile splits it (whole batches, memory budget)
         self._ahead: tuple[int, Handle] | None = None
 
     @property
@@ -226,7 +226,7 @@ class ChildStream:
 
     @property
     def num_parts(self) -> int:
-        return max(1, math.ceil(len(self.steps) / self.config.part_steps))
+        return self._num_parts
 
     def parts(self) -> Iterator[DecodedVideo]:
         """The parts in order. Raises ``DecodeError`` for a part that fails (or crashes twice)."""

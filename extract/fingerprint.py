@@ -6,10 +6,11 @@ so a mismatch names the settings that differ.
 
 In the fingerprint: the resolved sampling, appearance, detector (``batch_size`` included: only 1
 is batch-invariant), motion, roi (``fast`` included) and linking sections; ``decode.max_side``
-(it downscales frames); the runtime settings that change bits (``amp``, ``fixed_batch``,
-``batch_size`` with it, ``channels_last`` on CUDA only); the weights' identity (random and its
-seed, or each checkpoint's file name: torchvision's carry a sha256 prefix); and the source of
-the detections (the detector, until external detections are accepted).
+(it downscales frames); the runtime settings that change bits (``amp``, ``batch_size``,
+``cudnn``, ``channels_last`` on CUDA only; the detector's batch as resolved for the device);
+the weights' identity (random and its seed, or each checkpoint's file name: torchvision's
+carry a sha256 prefix); and the source of the detections (the detector, or the external
+detections' path, missing policy and tolerance; their files' sha256 are in run.json).
 
 Not in it: ``decode.part_steps`` (streaming in parts is bit-identical, by test),
 ``decode.max_pixels`` (only refuses videos; a refused video is failed and retried), device and
@@ -40,7 +41,10 @@ def fingerprint_fields(config: RunConfig, device: str) -> dict[str, object]:
     ``device`` is the device the models run on (``cpu``, ``cuda:0``): ``channels_last`` only
     changes bits on CUDA.
     """
+    import torch
+
     from extract.features import required_weights
+    from extract.features.runtime import detector_batch
 
     sections = {"sampling": config.sampling, "appearance": config.appearance, "detector": config.detector,
                 "motion": config.motion, "roi": config.roi, "linking": config.linking}
@@ -51,16 +55,21 @@ def fingerprint_fields(config: RunConfig, device: str) -> dict[str, object]:
     runtime = config.runtime
     fields["decode.max_side"] = config.decode.max_side
     fields["runtime.amp"] = runtime.amp
-    fields["runtime.fixed_batch"] = runtime.fixed_batch
-    fields["runtime.batch_size"] = runtime.batch_size  # the padded batch every video runs in
+    fields["runtime.batch_size"] = runtime.batch_size  # the batch rule's full batch
+    fields["runtime.cudnn"] = runtime.cudnn if device.startswith("cuda") else None
     fields["runtime.channels_last"] = runtime.channels_last if device.startswith("cuda") else None
+    fields["detector.batch_size"] = detector_batch(config, torch.device(device))  # 0 (auto) resolved
     fields["weights.mode"] = config.weights if config.weights in (RANDOM, PRETRAINED) else "directory"
     if config.weights == RANDOM:
         fields["weights.seed"] = config.seed
     else:
         for role, spec in sorted(required_weights(config, STAGES).items()):
             fields[f"weights.{role}"] = spec.filename
-    fields["detections.source"] = "detector"
+    dets = config.detections
+    fields["detections.source"] = "detector" if dets.path is None else str(dets.path)
+    if dets.path is not None:
+        fields["detections.missing"] = dets.missing
+        fields["detections.tolerance_s"] = dets.tolerance_s if dets.tolerance_s is not None else 0.5 / config.sampling.fps
     return fields
 
 

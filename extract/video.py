@@ -11,7 +11,6 @@ file's own pixels (``DecodedVideo.scale``).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass

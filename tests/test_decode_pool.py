@@ -45,7 +45,7 @@ def test_features_do_not_depend_on_decode_workers(tmp_path, mixed_videos):
         out = tmp_path / f"w{workers}"
         config = tiny_config("folder", out, videos=mixed_videos, decode_workers=workers, shard_videos=3,
                              stages="appearance,objects,motion,trajectories", linking={"min_score": 0.0},
-                             decode={"part_steps": 2})
+                             decode={"part_steps": 2}, runtime={"batch_size": 2})  # parts are whole batches
         assert run_pipeline(config, progress=False).done == 6
         return out
 
@@ -56,7 +56,7 @@ def test_features_do_not_depend_on_decode_workers(tmp_path, mixed_videos):
 
 
 def test_videos_come_back_in_submission_order_as_decoded_here(mixed_videos):
-    sampling, config = SamplingConfig(), DecodeConfig(part_steps=2)
+    sampling, config = SamplingConfig(), DecodeConfig(part_steps=2, batch_steps=2)
     records = [VideoRecord(p.stem, p) for p in sorted(mixed_videos.iterdir())] * 2
     pool = DecodePool(sampling, config, 3)
     try:
@@ -106,7 +106,7 @@ def test_crash_in_a_long_videos_part_fails_that_video_only(tmp_path):
     write_mp4(videos / "long.mp4", 25, num_frames=100, size=(64, 80))
     write_gif(videos / "a.gif", [100] * 6)
     records = [VideoRecord(p.stem, p) for p in sorted(videos.iterdir())]
-    pool = DecodePool(SamplingConfig(), DecodeConfig(part_steps=2), 2, decode_part=segfault_on_poison_part)
+    pool = DecodePool(SamplingConfig(), DecodeConfig(part_steps=2, batch_steps=2), 2, decode_part=segfault_on_poison_part)
     try:
         opened = {r.key: pool.result(r, pool.submit(r))[0] for r in records}
         outcome = {}

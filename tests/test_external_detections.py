@@ -5,7 +5,6 @@ a run asks for when no detector is built."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,14 +81,14 @@ def test_features_on_given_boxes_equal_roi_align_on_those_boxes(tmp_path):
         np.testing.assert_allclose(arrays["detections/boxes"][t, :k], boxes, rtol=1e-5)
         np.testing.assert_array_equal(arrays["detections/labels"][t, :k], [NAMES.index(frame["labels"][i]) for i in order])
         with torch.inference_mode():
-            batch = torch.cat([images[t : t + 1], images.new_zeros((CONFIG.runtime.batch_size - 1, 3, size, size))])
-            _, c5 = resnet(batch)
+            _, c5 = resnet(images[t : t + 1])
         # file pixels -> C5 cells: the map covers the whole (resized) frame
         scale = torch.tensor([c5.shape[-1] / width, c5.shape[-2] / height] * 2)
         expected = roi_align(c5[:1], [torch.from_numpy(boxes) * scale], output_size=7, sampling_ratio=2,
                              aligned=True).mean(dim=(2, 3))
-        # boxes reach the map through decoded pixels (divided, then multiplied by the scale): float rounding
-        np.testing.assert_allclose(arrays["image_features"][t, :k], expected.numpy(), rtol=1e-5, atol=1e-5)
+        # float rounding only: boxes reach the map through decoded pixels (divided, then multiplied by
+        # the scale), and the pipeline's ResNet batch (the video's steps) blocks differently from this one frame
+        np.testing.assert_allclose(arrays["image_features"][t, :k], expected.numpy(), rtol=1e-5, atol=1e-4)
         assert not arrays["image_features"][t, k:].any()
     assert arrays["detections/label_names"].tolist() == [n.encode() for n in NAMES]
 

@@ -66,7 +66,7 @@ def assemble(
     def stack(rows: list[Tensor], size: int) -> np.ndarray:
         return torch.stack([pad_rows(r, size) for r in rows]).float().cpu().numpy()
 
-    motion = motion_pooled = None
+    motion_pooled = None
     if "motion" in stages:
         motion_pooled = torch.cat([fmap.mean(dim=(2, 3)) for fmap in out.motion_maps]).cpu().numpy().astype(np.float32)
     results, offset = [], 0  # offset: the video's first clip
