@@ -39,7 +39,8 @@ def export_nextqa_command(
 def export_masn_command(out: Path = typer.Argument(..., help="output directory of an `extract run`")) -> None:
     """(Re)write OUT/masn/: the MASN index files, external links into the shards."""
     from extract.export._run import run_config
-    from extract.store import OutputDir, OutputLocked, build_index
+    from extract.index_files import build_index
+    from extract.store import OutputDir, OutputLocked
 
     try:
         dataset = run_config(out)["dataset"]

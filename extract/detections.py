@@ -29,7 +29,6 @@ ties go to the earlier frame); otherwise it gets zero boxes. Boxes are never inv
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -40,9 +39,11 @@ from typing import Literal
 
 import numpy as np
 
+from extract.store import sha256_file
+
 __all__ = [
     "BOX_SLACK_PX", "DetectionError", "DetectionSource", "FrameDetections", "VideoDetections",
-    "default_tolerance", "file_digest", "nearest_frames", "parse_json_detections", "write_detections_hdf5",
+    "default_tolerance", "nearest_frames", "parse_json_detections", "write_detections_hdf5",
     "write_detections_json",
 ]
 
@@ -130,15 +131,6 @@ def nearest_frames(frame_times: np.ndarray, times: np.ndarray, tolerance: float)
     return np.where(near, best, -1).astype(np.int64)
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class DetectionSource:
     """A ``--detections PATH``: a directory of ``<key>.json`` files or one HDF5 file.
 
@@ -188,9 +180,9 @@ class DetectionSource:
     def digests(self, keys: Sequence[str]) -> dict[str, str]:
         """sha256 of each file used for ``keys``, by name relative to ``path`` (HDF5: the one file)."""
         if self.kind == "hdf5":
-            return {self.path.name: file_digest(self.path)}
+            return {self.path.name: sha256_file(self.path)}
         files = (self.path / f"{key}.json" for key in keys)
-        return {f.name: file_digest(f) for f in sorted(files) if f.is_file()}
+        return {f.name: sha256_file(f) for f in sorted(files) if f.is_file()}
 
     def describe(self, keys: Sequence[str]) -> dict:
         """What run.json records: source path, format, missing policy and the per-file digests."""

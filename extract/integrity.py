@@ -9,9 +9,10 @@ import os
 from collections import defaultdict
 
 from extract.fingerprint import FINGERPRINT, differences, known_fingerprints
+from extract.index_files import INDEX_CONTENTS
 from extract.masn_index import MASN_INDEX_FILES
-from extract.store import DONE, INDEX_CONTENTS, MASN_DIR, RUN_FILE, SHARDS_DIR, TRAJECTORIES, TRAJECTORY_INDEX, \
-    OutputDir, shard_path
+from extract.store import DONE, MASN_DIR, RUN_FILE, SHARD_PREFIX, SHARDS_DIR, TRAJECTORIES, TRAJECTORY_INDEX, \
+    OutputDir, sha256_file, shard_path
 
 
 def _run_json(out: OutputDir) -> dict:
@@ -82,3 +83,41 @@ def index_problems(out: OutputDir, manifest: dict[str, dict]) -> list[str]:
         except (OSError, KeyError) as e:
             problems.append(f"{name}: index file cannot be read ({e})")
     return problems
+
+
+def shard_number(name: str) -> int:
+    """The number of shard ``part-XXXXX.h5``; -1 for another name."""
+    digits = name[len(SHARD_PREFIX):].split(".")[0] if name.startswith(SHARD_PREFIX) else ""
+    return int(digits) if digits.isdigit() else -1
+
+
+def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
+    """Whether a copy of ``key`` in ``shard`` is an old one that a later commit replaced.
+
+    Shards are numbered in commit order (a number is reused only after its shard is gone), so
+    a copy is superseded when the key's done record points to a newer shard: the video was
+    extracted again after a torn record, with more stages, or by --reextract.
+    """
+    record = latest.get(key)
+    return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
+
+
+def shard_damage(out: OutputDir, done: dict[str, dict], *, checksums: bool) -> dict[str, str]:
+    """Shard name -> what is wrong with it, for the shards of ``done`` records that are missing,
+    not of their recorded size (``shard_bytes``; older records have none), or, with ``checksums``,
+    not of their recorded sha256."""
+    by_shard: dict[str, list[dict]] = {}
+    for record in done.values():
+        by_shard.setdefault(record["shard"], []).append(record)
+    damage = {}
+    for name, records in sorted(by_shard.items()):
+        path = out.shards / name
+        sizes = {r["shard_bytes"] for r in records if isinstance(r.get("shard_bytes"), int)}
+        digests = {r["sha256"] for r in records if isinstance(r.get("sha256"), str)}
+        if not path.is_file():
+            damage[name] = f"shard {name} is missing"
+        elif sizes and path.stat().st_size not in sizes:
+            damage[name] = f"shard {name} has {path.stat().st_size} bytes, {min(sizes)} recorded"
+        elif checksums and digests and sha256_file(path) not in digests:
+            damage[name] = f"shard {name} has another sha256 than recorded"
+    return damage

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.integrity import fingerprint_problems, index_problems
+from extract.integrity import fingerprint_problems, index_problems, superseded
 from extract.layout import AXIS_LETTER, SPECS, check_video, nan_allowed
-from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, OutputDir, sha256_file, superseded
+from extract.store import DONE, FAILED, MASN_DIR, SHARD_SUFFIX, OutputDir, sha256_file
 
 
 def video_arrays(f, key: str) -> dict[str, object]:

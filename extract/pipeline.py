@@ -21,7 +21,9 @@ from extract.atomic import atomic_write_json
 from extract.config import RunConfig, resolve_runtime
 from extract.fingerprint import FINGERPRINT, check_resume, fingerprint, fingerprint_fields, known_fingerprints
 from extract.progress import VideoCounter
-from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult, build_index, shard_damage
+from extract.index_files import build_index
+from extract.integrity import shard_damage
+from extract.store import FAILED, RUN_FILE, Committed, OutputDir, ShardSink, VideoResult
 from extract.timing import NO_TIMER
 
 log = logging.getLogger("extract")

@@ -32,12 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.atomic import TMP_SUFFIX, atomic_path, atomic_write, fsync_dir
-from extract import layout
+from extract.atomic import TMP_SUFFIX, atomic_write, fsync_dir
 from extract.layout import TRAJECTORY_GROUP, nan_allowed, shard_path
-from extract.masn_index import MASN_INDEX_FILES
 
-__all__ = ["Committed", "OutputDir", "ShardSink", "VideoResult", "build_index", "nan_allowed", "shard_path"]
+__all__ = ["Committed", "OutputDir", "ShardSink", "VideoResult", "nan_allowed", "shard_path"]
 
 SHARDS_DIR = "shards"
 SHARD_PREFIX = "part-"
@@ -56,16 +54,6 @@ log = logging.getLogger("extract")
 DONE = "done"
 FAILED = "failed"
 
-# MASN index file role -> (stages that produce it, {group inside the index file: shard array}).
-INDEX_CONTENTS = {
-    "appearance_global": ({"appearance"}, {"": layout.APPEARANCE.name}),
-    "motion_global": ({"motion"}, {"": layout.MOTION.name}),
-    "appearance_objects": (
-        {"objects"},
-        {"image_features": layout.IMAGE_FEATURES.name, "spatial_features": layout.SPATIAL_FEATURES.name},
-    ),
-    "motion_objects": ({"objects", "motion"}, {"": layout.MOTION_OBJECTS.name}),
-}
 
 
 class OutputLocked(RuntimeError):
@@ -300,44 +288,6 @@ def _parse_record(raw: bytes) -> tuple[dict | None, str]:
     return record, ""
 
 
-def shard_number(name: str) -> int:
-    """The number of shard ``part-XXXXX.h5``; -1 for another name."""
-    digits = name[len(SHARD_PREFIX):].split(".")[0] if name.startswith(SHARD_PREFIX) else ""
-    return int(digits) if digits.isdigit() else -1
-
-
-def superseded(key: str, shard: str, latest: dict[str, dict]) -> bool:
-    """Whether a copy of ``key`` in ``shard`` is an old one that a later commit replaced.
-
-    Shards are numbered in commit order (a number is reused only after its shard is gone), so
-    a copy is superseded when the key's done record points to a newer shard: the video was
-    extracted again after a torn record, with more stages, or by --reextract.
-    """
-    record = latest.get(key)
-    return bool(record) and record["status"] == DONE and shard_number(record["shard"]) > shard_number(shard)
-
-
-def shard_damage(out: OutputDir, done: dict[str, dict], *, checksums: bool) -> dict[str, str]:
-    """Shard name -> what is wrong with it, for the shards of ``done`` records that are missing,
-    not of their recorded size (``shard_bytes``; older records have none), or, with ``checksums``,
-    not of their recorded sha256."""
-    by_shard: dict[str, list[dict]] = {}
-    for record in done.values():
-        by_shard.setdefault(record["shard"], []).append(record)
-    damage = {}
-    for name, records in sorted(by_shard.items()):
-        path = out.shards / name
-        sizes = {r["shard_bytes"] for r in records if isinstance(r.get("shard_bytes"), int)}
-        digests = {r["sha256"] for r in records if isinstance(r.get("sha256"), str)}
-        if not path.is_file():
-            damage[name] = f"shard {name} is missing"
-        elif sizes and path.stat().st_size not in sizes:
-            damage[name] = f"shard {name} has {path.stat().st_size} bytes, {min(sizes)} recorded"
-        elif checksums and digests and sha256_file(path) not in digests:
-            damage[name] = f"shard {name} has another sha256 than recorded"
-    return damage
-
-
 class ShardSink:
     """Writes committed shards; the storage interface both executors use.
 
@@ -422,44 +372,3 @@ class ShardSink:
     def _record(self, r: VideoResult, status: str, **extra) -> dict:
         return {"key": r.key, "path": r.path, "status": status, "reason": r.reason, **extra, **self.record_extra,
                 **r.info, "time": _now()}
-
-
-def build_index(out: OutputDir, dataset: str) -> dict[str, Path]:
-    """(Re)write ``OUT/masn/`` from the manifest: external links to every done key.
-
-    Links are relative (``../../shards/part-XXXXX.h5``), which HDF5 resolves against the index
-    file's own directory, so the files open from any working directory and move with OUT.
-    A key enters a file only if its record lists the stages that file needs. Each file is
-    written to a temp name and renamed. Returns role -> path of the files written.
-    """
-    import h5py
-
-    done = out.done()
-    written: dict[str, Path] = {}
-    names = MASN_INDEX_FILES[dataset]._asdict()
-    for role, (stages, contents) in INDEX_CONTENTS.items():
-        keys = sorted(k for k, r in done.items() if stages <= set(r.get("stages", ())))
-        path = out.root / MASN_DIR / names[role]
-        if not keys:
-            path.unlink(missing_ok=True)
-            continue
-        rel = os.path.relpath(out.shards, path.parent)
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            for group in contents:
-                if group:
-                    f.require_group(group)
-            for key in keys:
-                target = f"{rel}/{done[key]['shard']}"
-                for group, array in contents.items():
-                    (f[group] if group else f)[key] = h5py.ExternalLink(target, "/" + shard_path(array, key))
-        written[role] = path
-    traj_keys = sorted(k for k, r in done.items() if TRAJECTORIES in r.get("stages", ()))
-    path = out.root / TRAJECTORY_INDEX
-    if traj_keys:
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            for key in traj_keys:
-                f[key] = h5py.ExternalLink(f"{SHARDS_DIR}/{done[key]['shard']}", f"/{TRAJECTORIES}/{key}")
-        written[TRAJECTORIES] = path
-    else:
-        path.unlink(missing_ok=True)
-    return written

@@ -20,7 +20,8 @@ from extract.detections import DetectionSource
 from extract.export import export_nextqa, export_run_detections
 from extract.pipeline import run_pipeline
 from extract.sampling import slot_steps
-from extract.store import RUN_FILE, OutputDir, ShardSink, VideoResult, build_index
+from extract.index_files import build_index
+from extract.store import RUN_FILE, OutputDir, ShardSink, VideoResult
 from media import write_mp4
 
 # NExT-QA's loader style (dataloader/sample_loader.py): h5py, ids as str, feat rows by id.
