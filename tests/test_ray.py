@@ -28,9 +28,9 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 GOOD = [f"v{i}" for i in range(6)]
-# 2 videos per actor batch, so batches mix videos; small model batches keep the CPU work short;
-# one step per part, so the two-step videos take the streamed path (the actor decodes them).
-SETTINGS = {"shard_videos": 2, "max_failures": 5, "runtime": {"batch_size": 4}, "decode": {"part_steps": 1}}
+# 2 videos per actor call; one-step model batches and one step per part (parts are whole
+# batches), so the two-step videos take the streamed path (the actor decodes them).
+SETTINGS = {"shard_videos": 2, "max_failures": 5, "runtime": {"batch_size": 1}, "decode": {"part_steps": 1}}
 
 
 @pytest.fixture(scope="session")
