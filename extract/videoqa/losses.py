@@ -16,7 +16,7 @@ from torch import Tensor
 from extract.videoqa.data import Head
 from extract.videoqa.vocab import NO_CLASS
 
-__all__ = ["COUNT_RANGE", "multiple_choice_hinge_loss", "head_loss", "decide"]
+__all__ = ["COUNT_RANGE", "multiple_choice_hinge_loss", "head_loss", "decide", "head_output"]
 
 COUNT_RANGE = (1, 10)  # TGIF-QA Count answers are clamped to this range (public MASN code)
 
@@ -52,3 +52,13 @@ def decide(head: Head, output: Tensor) -> Tensor:
     if head == "count":
         return output.round().clamp(*COUNT_RANGE).long()
     return output.argmax(dim=-1)
+
+
+def head_output(head: Head, out: Tensor, batch: int, candidates: int) -> Tensor:
+    """A model's last layer ``out`` (``[B*C, A or 1]``) as its head returns it: ``[B]`` count,
+    ``[B, C]`` choice (one score per candidate), ``[B, A]`` open (class logits)."""
+    if head == "open":
+        return out
+    if head == "choice":
+        return out.view(batch, candidates)
+    return out.view(batch)

@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from extract.videoqa.data import Batch, Head
+from extract.videoqa.losses import head_output
 from extract.videoqa.models.masn import masked_softmax
 from extract.videoqa.registry import fixed_sample, register_model
 
@@ -266,11 +267,7 @@ class FAM(nn.Module):
         v0 = self.video_attention(vid, torch.ones(vid.shape[:2], dtype=torch.bool, device=vid.device))  # eq. 19
         o = self.co_attention(v0, t0, word_mask)  # [B*C, N, 4d]
         out = self.answer(self.dropout(o.mean(dim=1)))  # [B*C, A or 1]
-        if self.head_kind == "open":
-            return out  # [B, A]
-        if self.head_kind == "choice":
-            return out.view(B, C)  # [B, C]
-        return out.view(B)  # [B]
+        return head_output(self.head_kind, out, B, C)  # [B] count, [B, C] choice, [B, A] open
 
 
 @register_model("fam", config=ModelConfig, paper="Cai et al., Feature Augmented Memory with Global Attention "

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from extract.videoqa.data import Batch, Head
+from extract.videoqa.losses import head_output
 from extract.videoqa.registry import register_model
 
 __all__ = ["ModelConfig", "MASN", "WeightDropLinear", "masked_softmax", "sinusoid_encoding"]
@@ -364,11 +365,7 @@ class MASN(nn.Module):
         h_app = self.ban_appearance(v_app, f_q, node_mask, q_mask)  # [B*C, L, d]
         h_mot = self.ban_motion(v_mot, f_q, node_mask, q_mask)  # [B*C, L, d]
         out = self.head(self.fusion(h_app, h_mot, q_mask, q))  # [B*C, A or 1]
-        if self.head_kind == "open":
-            return out  # [B, A]
-        if self.head_kind == "choice":
-            return out.view(B, C)  # [B, C]
-        return out.view(B)  # [B]
+        return head_output(self.head_kind, out, B, C)  # [B] count, [B, C] choice, [B, A] open
 
 
 @register_model("masn", config=ModelConfig, paper="Seo et al., Attend What You Need: Motion-Appearance "

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from extract.videoqa.data import Batch, Head
+from extract.videoqa.losses import head_output
 from extract.videoqa.models.masn import masked_softmax
 from extract.videoqa.registry import fixed_sample, register_model
 
@@ -263,11 +264,7 @@ class MSPAN(nn.Module):
             for i in reversed(range(self.scales - 1)):  # bottom-up: G_{i+1} -> G_i
                 nodes[i] = bottom_up(nodes[i + 1], nodes[i], original[i], q, neighbours[i].T)
         out = self.classifier(self.readout(nodes[0], q))  # [B*C, A or 1]
-        if self.head_kind == "open":
-            return out  # [B, A]
-        if self.head_kind == "choice":
-            return out.view(B, C)  # [B, C]
-        return out.view(B)  # [B]
+        return head_output(self.head_kind, out, B, C)  # [B] count, [B, C] choice, [B, A] open
 
 
 @register_model("mspan", config=ModelConfig, paper="Guo et al., Multi-Scale Progressive Attention Network for "
