@@ -149,6 +149,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         weights_desc = describe_weights(config, weights)
         if any(path is None for path in weights.values()):
             log.warning("RANDOM WEIGHTS: features are not pretrained and are only fit for smoke tests")
+        out.fold_sidecars()  # a killed Ray driver's commits: the settings check must see them
         for problem in out.read_manifest_checked()[1]:
             log.warning("%s (its video, if any, is extracted again)", problem)
         fields = fingerprint_fields(config, str(resolve_device(config.runtime.device)))

@@ -160,7 +160,7 @@ def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local
     config = tmp_path / "run.yaml"
     config.write_text(
         "stages: [appearance, objects, motion]\nshard_videos: 1\nmax_failures: 5\n"
-        "preset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 4}\n"
+        "preset: tiny\nweights: random\nruntime: {device: cpu, batch_size: 1}\ndecode: {part_steps: 1}\n"
     )
     driver = subprocess.Popen(
         [sys.executable, "-m", "extract", "run", "--dataset", "tgif", "--data-root", str(dataset), "--config",
