@@ -23,7 +23,7 @@ from extract.decode_pool import DecodePool
 from extract.executors.local import AHEAD_PER_WORKER
 from extract.sampling import SamplingConfig
 from extract.store import VideoResult
-from extract.synthetic import write_synthetic
+from extract.bench.run import bench_inputs
 from extract.video import DecodeConfig, DecodedVideo
 
 TRANSFERS = {"shm": True, "pickle": False}  # name -> DecodePool(shared_memory=...)
@@ -58,12 +58,7 @@ def run_decode_bench(
                          f"got {list(transfers)}, {list(workers)}, {repeat}, {copies}")
     work = Path(tempfile.mkdtemp(prefix="extract-bench-decode-"))
     try:
-        if synthetic is not None:
-            source = f"synthetic: {synthetic} TGIF-like GIFs (seed {seed})"
-            videos = work / "videos"
-            write_synthetic(videos, synthetic, seed=seed)
-        else:
-            source = f"videos from {videos}"
+        videos, source = bench_inputs(work, videos, synthetic, seed)
         records = folder.load(Path(videos))
         if not records:
             raise ValueError(f"no videos in {videos}")

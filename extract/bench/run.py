@@ -83,12 +83,7 @@ def run_bench(
     work.mkdir(parents=True, exist_ok=True)
     threads_before = torch.get_num_threads()
     try:
-        if synthetic is not None:
-            source = f"synthetic: {synthetic} TGIF-like GIFs (seed {seed})"
-            videos = work / "videos"
-            write_synthetic(videos, synthetic, seed=seed)
-        else:
-            source = f"videos from {videos}"
+        videos, source = bench_inputs(work, videos, synthetic, seed)
         overrides = {
             "videos": Path(videos),
             "out": work / "optimized",
@@ -195,3 +190,12 @@ def baseline_config(config):
     detector = BASELINE["detector"] | {"min_size": preset["min_size"], "max_size": preset["max_size"]}
     update = {name: getattr(config, name).model_copy(update=values) for name, values in BASELINE.items()}
     return config.model_copy(update=update | {"detector": config.detector.model_copy(update=detector)})
+
+
+def bench_inputs(work: Path, videos: Path | None, synthetic: int | None, seed: int) -> tuple[Path, str]:
+    """The directory of videos to time and how to describe it: ``videos`` as given, or ``synthetic``
+    seeded TGIF-like GIFs written under ``work``."""
+    if synthetic is None:
+        return Path(videos), f"videos from {videos}"
+    write_synthetic(work / "videos", synthetic, seed=seed)
+    return work / "videos", f"synthetic: {synthetic} TGIF-like GIFs (seed {seed})"

@@ -16,7 +16,7 @@ from torch import Tensor
 from extract.videoqa.data import Head
 from extract.videoqa.vocab import NO_CLASS
 
-__all__ = ["COUNT_RANGE", "multiple_choice_hinge_loss", "head_loss", "decide", "head_output"]
+__all__ = ["COUNT_RANGE", "multiple_choice_hinge_loss", "head_loss", "decide", "head_output", "check_head"]
 
 COUNT_RANGE = (1, 10)  # TGIF-QA Count answers are clamped to this range (public MASN code)
 
@@ -62,3 +62,11 @@ def head_output(head: Head, out: Tensor, batch: int, candidates: int) -> Tensor:
     if head == "choice":
         return out.view(batch, candidates)
     return out.view(batch)
+
+
+def check_head(head: str, num_answers: int) -> None:
+    """ValueError unless ``head`` is a known head and an open-ended one has answers to choose from."""
+    if head not in ("count", "choice", "open"):
+        raise ValueError(f"head must be 'count', 'choice' or 'open', got {head!r}")
+    if head == "open" and num_answers < 1:
+        raise ValueError(f"an open-ended head needs num_answers >= 1, got {num_answers}")

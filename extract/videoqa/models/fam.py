@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from extract.videoqa.data import Batch, Head
-from extract.videoqa.losses import head_output
+from extract.videoqa.losses import check_head, head_output
 from extract.videoqa.models.masn import masked_softmax
 from extract.videoqa.registry import fixed_sample, register_model
 
@@ -191,10 +191,7 @@ class FAM(nn.Module):
     def __init__(self, config: ModelConfig, *, vocab_size: int, word_dim: int, appearance_dim: int, motion_dim: int,
                  head: Head, num_answers: int = 0):
         super().__init__()
-        if head not in ("count", "choice", "open"):
-            raise ValueError(f"head must be 'count', 'choice' or 'open', got {head!r}")
-        if head == "open" and num_answers < 1:
-            raise ValueError(f"an open-ended head needs num_answers >= 1, got {num_answers}")
+        check_head(head, num_answers)
         d = config.hidden_size
         self.head_kind = head
         self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)

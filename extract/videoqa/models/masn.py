@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from extract.videoqa.data import Batch, Head
-from extract.videoqa.losses import head_output
+from extract.videoqa.losses import check_head, head_output
 from extract.videoqa.registry import register_model
 
 __all__ = ["ModelConfig", "MASN", "WeightDropLinear", "masked_softmax", "sinusoid_encoding"]
@@ -307,10 +307,7 @@ class MASN(nn.Module):
         num_answers: int = 0,
     ):
         super().__init__()
-        if head not in ("count", "choice", "open"):
-            raise ValueError(f"head must be 'count', 'choice' or 'open', got {head!r}")
-        if head == "open" and num_answers < 1:
-            raise ValueError(f"an open-ended head needs num_answers >= 1, got {num_answers}")
+        check_head(head, num_answers)
         d = config.hidden_size
         self.head_kind = head
         self.question_only = config.question_only
