@@ -11,9 +11,11 @@ import sys
 import time
 
 import h5py
+import torch
 
 from extract.masn_index import MASN_INDEX_FILES
 from extract.store import OutputDir
+from extract.videoqa.data import make_loader
 from media import write_gif
 
 
@@ -75,3 +77,19 @@ def test_ctrl_c_during_training_keeps_the_best_checkpoint_and_says_so(tmp_path):
     assert "interrupted after" in stderr and "the best checkpoint so far (epoch" in stderr
     assert f"is kept in {out / 'checkpoint.pt'}" in stderr and "--overwrite" in stderr
     assert (out / "checkpoint.pt").is_file() and not (out / "run.json").exists()
+
+
+class _WorkerSigint(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int):
+        return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_training_loader_workers_leave_ctrl_c_to_the_main_process():
+    # A worker hit by the terminal's SIGINT mid-callback printed a stray traceback (seen in CI).
+    loader = make_loader(_WorkerSigint(), batch_size=1, shuffle=False, num_workers=2, seed=0,
+                         collate_fn=lambda items: items[0], persistent=False)
+    assert list(loader) == [True, True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -347,4 +348,11 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers
         generator=generator,
         persistent_workers=persistent and num_workers > 0,
         drop_last=False,
+        worker_init_fn=_ignore_ctrl_c,
     )
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
+    # A terminal's Ctrl-C reaches the whole process group: the main process stops the workers
+    # itself, and a worker interrupted mid-callback would print a stray traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
