@@ -149,7 +149,10 @@ def link(
     import dataclasses
     import json
 
-    from extract.linking import LinkConfig, detections_from_json, link_detections, trajectories_to_json
+    import torch
+
+    from extract.detections import DetectionError, parse_json_detections
+    from extract.linking import LinkConfig, link_detections, trajectories_to_json
 
     given = {
         "link_iou": link_iou, "suppress_iou": suppress_iou, "max_gap": max_gap, "class_agnostic": class_agnostic,
@@ -160,35 +163,26 @@ def link(
         settings["top_n"] = top_n or None
     try:
         config = dataclasses.replace(LinkConfig(), **settings)
-        obj, names = _name_labels_to_ints(json.loads(detections.read_text()))
-        _, boxes, scores, labels = detections_from_json(obj)
-    except (ValueError, OSError) as e:
-        _fail(f"{detections}: {e}")
-    trajectories = link_detections(boxes, scores, labels, config)
+    except ValueError as e:
+        _fail(f"invalid linking option: {e}")
+    try:
+        obj = json.loads(detections.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:  # not JSON, not UTF-8, unreadable
+        _fail(f"{detections}: not a readable JSON file ({e})")
+    try:
+        # The file's box order, so that a trajectory's box indices are the file's.
+        video = parse_json_detections(obj, source=str(detections), best_first=False)
+    except DetectionError as e:
+        _fail(str(e))
+    trajectories = link_detections([torch.from_numpy(f.boxes) for f in video.frames],
+                                   [torch.from_numpy(f.scores) for f in video.frames],
+                                   [torch.from_numpy(f.labels) for f in video.frames], config)
     result = trajectories_to_json(trajectories)
-    if names:
+    if video.label_names:
         for t in result["trajectories"]:
-            t["label_name"] = names[t["label"]]
+            t["label_name"] = video.label_names[t["label"]]
     output.write_text(json.dumps(result, indent=1))
     typer.echo(f"{len(trajectories)} trajectories -> {output}")
-
-
-def _name_labels_to_ints(obj):
-    """Detections whose labels are class names (as ``--detections`` allows) with the labels as
-    indices into ``label_names`` (the file's own, else the sorted names used); and those names."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
-        return obj, None
-    labelled = [f for f in obj["frames"] if isinstance(f, dict) and isinstance(f.get("labels"), list)]
-    used = {c for f in labelled for c in f["labels"] if isinstance(c, str)}
-    if not used:
-        return obj, obj.get("label_names")
-    names = obj.get("label_names") or sorted(used)
-    unknown = sorted(used - set(names))
-    if unknown:
-        raise ValueError(f"label(s) {', '.join(map(repr, unknown[:5]))} not in label_names")
-    position = {name: i for i, name in enumerate(names)}
-    frames = [dict(f, labels=[position.get(c, c) for c in f["labels"]]) if f in labelled else f for f in obj["frames"]]
-    return dict(obj, frames=frames), list(names)
 
 
 @app.command()

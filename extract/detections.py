@@ -220,8 +220,13 @@ class DetectionSource:
         return _parse_hdf5_group(arrays, names, source, self.class_names)
 
 
-def parse_json_detections(obj: object, *, source: str, class_names: Sequence[str] | None = None) -> VideoDetections:
-    """Validate one video's JSON detections (already parsed) into :class:`VideoDetections`."""
+def parse_json_detections(obj: object, *, source: str, class_names: Sequence[str] | None = None,
+                          best_first: bool = True) -> VideoDetections:
+    """Validate one video's JSON detections (already parsed) into :class:`VideoDetections`.
+
+    best_first: sort each frame's boxes by score (the stages take the top ones); False keeps the
+        file's order, so that box ``n`` of a frame is the file's box ``n`` (``extract link``).
+    """
     if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
         raise DetectionError(f"{source}: expected an object with a 'frames' list, got {type(obj).__name__}")
     names = obj.get("label_names")
@@ -252,7 +257,7 @@ def parse_json_detections(obj: object, *, source: str, class_names: Sequence[str
         boxes.append(np.array(frame["boxes"], dtype=np.float64).reshape(-1, 4))
         scores.append(np.array(frame["scores"], dtype=np.float64))
         labels.append(list(frame["labels"]))
-    return _build(times, boxes, scores, labels, names, source, class_names)
+    return _build(times, boxes, scores, labels, names, source, class_names, best_first)
 
 
 def _parse_hdf5_group(arrays: dict[str, np.ndarray], names: list[str] | None, source: str,
@@ -280,7 +285,8 @@ def _parse_hdf5_group(arrays: dict[str, np.ndarray], names: list[str] | None, so
 
 
 def _build(times: list[float], boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[list],
-           names: list[str] | None, source: str, class_names: Sequence[str] | None) -> VideoDetections:
+           names: list[str] | None, source: str, class_names: Sequence[str] | None,
+           best_first: bool = True) -> VideoDetections:
     """Checks common to both layouts, then labels -> vocabulary indices and best-first order."""
     for f, t in enumerate(times):
         if not math.isfinite(t) or t < 0:
@@ -303,7 +309,8 @@ def _build(times: list[float], boxes: list[np.ndarray], scores: list[np.ndarray]
     vocabulary, indices = _label_indices(labels, names, class_names, source)
     frames = []
     for b, s, lab in zip(boxes, scores, indices):
-        order = np.argsort(-s, kind="stable")  # best first, as the detector's are; ties keep file order
+        # Best first, as the detector's are; ties keep file order.
+        order = np.argsort(-s, kind="stable") if best_first else np.arange(len(s))
         frames.append(FrameDetections(b[order].astype(np.float32).reshape(-1, 4), s[order].astype(np.float32),
                                       lab[order]))
     return VideoDetections(np.array(times, dtype=np.float64), tuple(frames), vocabulary, source)

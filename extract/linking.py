@@ -37,7 +37,6 @@ __all__ = [
     "LinkConfig",
     "Trajectory",
     "link_detections",
-    "detections_from_json",
     "trajectories_to_json",
 ]
 
@@ -320,61 +319,6 @@ def _validate(
     return out_boxes, out_scores, out_labels
 
 
-def detections_from_json(obj: dict) -> tuple[list[float], list[Tensor], list[Tensor], list[Tensor]]:
-    """Read detections from ``{"frames": [{"time", "boxes", "scores", "labels"}, ...]}``.
-
-    ``time`` is in seconds and strictly increasing; ``boxes`` is a list of
-    ``[x1, y1, x2, y2]`` pixels; ``scores`` and ``labels`` have one entry per box.
-
-    Returns:
-        (times, boxes, scores, labels): ``boxes[f]`` is Tensor[K_f, 4] float32,
-        ``scores[f]`` Tensor[K_f] float32, ``labels[f]`` Tensor[K_f] int64.
-
-    Raises:
-        ValueError: naming the frame index and what was wrong.
-    """
-    import torch
-
-    if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
-        raise ValueError(f"detections: expected an object with a 'frames' list, got {type(obj).__name__}")
-    times: list[float] = []
-    out_boxes, out_scores, out_labels = [], [], []
-    for f, frame in enumerate(obj["frames"]):
-        if not isinstance(frame, dict):
-            raise ValueError(f"frame {f}: expected an object, got {type(frame).__name__}")
-        missing = [key for key in ("time", "boxes", "scores", "labels") if key not in frame]
-        if missing:
-            raise ValueError(f"frame {f}: missing {', '.join(repr(m) for m in missing)}")
-        t = frame["time"]
-        if not _is_number(t) or not math.isfinite(t) or t < 0:
-            raise ValueError(f"frame {f}: expected 'time' a finite number >= 0, got {t!r}")
-        if times and t <= times[-1]:
-            raise ValueError(f"frame {f}: expected 'time' > {times[-1]} (the previous frame's), got {t!r}")
-        for key in ("boxes", "scores", "labels"):
-            if not isinstance(frame[key], list):
-                raise ValueError(f"frame {f}: expected '{key}' a list, got {type(frame[key]).__name__}")
-        k = len(frame["boxes"])
-        for key in ("scores", "labels"):
-            if len(frame[key]) != k:
-                raise ValueError(f"frame {f}: expected {k} '{key}' (one per box), got {len(frame[key])}")
-        for n, box in enumerate(frame["boxes"]):
-            if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-                raise ValueError(f"frame {f}: box {n}: expected [x1, y1, x2, y2] numbers, got {box!r}")
-            if not all(math.isfinite(v) for v in box) or box[2] < box[0] or box[3] < box[1]:
-                raise ValueError(f"frame {f}: box {n}: expected finite x1 <= x2 and y1 <= y2, got {box!r}")
-        for n, s in enumerate(frame["scores"]):
-            if not _is_number(s) or not math.isfinite(s) or s < 0:
-                raise ValueError(f"frame {f}: score {n}: expected a finite number >= 0, got {s!r}")
-        for n, c in enumerate(frame["labels"]):
-            if not isinstance(c, int) or isinstance(c, bool):
-                raise ValueError(f"frame {f}: label {n}: expected an integer, got {c!r}")
-        times.append(float(t))
-        out_boxes.append(torch.tensor(frame["boxes"], dtype=torch.float32).reshape(k, 4))
-        out_scores.append(torch.tensor(frame["scores"], dtype=torch.float32).reshape(k))
-        out_labels.append(torch.tensor(frame["labels"], dtype=torch.int64).reshape(k))
-    return times, out_boxes, out_scores, out_labels
-
-
 def trajectories_to_json(trajs: Sequence[Trajectory]) -> dict:
     """``{"trajectories": [{"frames", "boxes", "score", "label"}, ...]}`` in the given order."""
     return {
@@ -384,6 +328,3 @@ def trajectories_to_json(trajs: Sequence[Trajectory]) -> dict:
         ]
     }
 
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)

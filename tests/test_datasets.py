@@ -256,6 +256,15 @@ def test_msvd_missing_files(tmp_path):
         load_dataset("msrvtt", tmp_path)
 
 
+@pytest.mark.parametrize("name", ["train_qa.json", "youtube_mapping.txt"])
+def test_msvd_latin1_files_are_named(tmp_path, name):
+    (tmp_path / "train_qa.json").write_text(json.dumps(qa_records((1, "what?"))))
+    (tmp_path / "youtube_mapping.txt").write_text("abc vid1\n")
+    (tmp_path / name).write_bytes((tmp_path / name).read_bytes().replace(b"what", b"wh\xe9t").replace(b"abc", b"\xe9bc"))
+    with pytest.raises(AnnotationError, match=rf"{name}: not UTF-8 text \(byte \d+ is b'\\xe9'"):
+        load_dataset("msvd", tmp_path)
+
+
 # ----------------------------------------------------------------------------- NExT-QA
 
 NEXTQA_HEADER = "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4"
@@ -293,6 +302,13 @@ def test_nextqa_without_map(tmp_path):
     write_nextqa(tmp_path / "test.csv", nextqa_line("123", 0))
     dataset = load_dataset("nextqa", tmp_path, videos_dir=tmp_path / "NExTVideo")
     assert dataset.videos[0].path == tmp_path / "NExTVideo" / "123.mp4"
+
+
+def test_nextqa_latin1_video_map_is_named(tmp_path):
+    write_nextqa(tmp_path / "val.csv", nextqa_line("123", 0))
+    (tmp_path / "map_vid_vidorID.json").write_bytes(b'{"123": "0101/123\xe9"}')
+    with pytest.raises(AnnotationError, match=r"map_vid_vidorID\.json: not UTF-8 text"):
+        load_dataset("nextqa", tmp_path)
 
 
 @pytest.mark.parametrize("target", ["../x", "/abs/x", "0101/../../x"])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from extract.detections import parse_json_detections
 from extract.linking import (
     LinkConfig,
     Trajectory,
-    detections_from_json,
     link_detections,
     trajectories_to_json,
 )
@@ -472,81 +472,44 @@ def test_degenerate_boxes_do_not_loop_or_error():
 # ---------------------------------------------------------------- JSON and validation
 
 
-def test_json_round_trip():
+def test_json_round_trip_keeps_the_files_box_order():
+    # `extract link` reads the `--detections` format (extract.detections) in file order: a
+    # trajectory's box indices are the file's, even where a later box scores higher.
     obj = {
         "frames": [
             {
                 "time": 0.0,
-                "boxes": [[0, 0, 10, 10], [1.5, 2, 30, 40]],
-                "scores": [0.875, 0.25],
-                "labels": [3, 1],
+                "boxes": [[1.5, 2, 30, 40], [0, 0, 10, 10]],
+                "scores": [0.25, 0.875],
+                "labels": [1, 3],
             },
             {"time": 1.0, "boxes": [], "scores": [], "labels": []},
             {"time": 2.0, "boxes": [[1, 0, 11, 10]], "scores": [0.75], "labels": [3]},
         ]
     }
-    times, boxes, scores, labels = detections_from_json(json.loads(json.dumps(obj)))
-    assert times == [0.0, 1.0, 2.0]
+    video = parse_json_detections(json.loads(json.dumps(obj)), source="d.json", best_first=False)
+    boxes = [torch.from_numpy(f.boxes) for f in video.frames]
+    scores = [torch.from_numpy(f.scores) for f in video.frames]
+    labels = [torch.from_numpy(f.labels) for f in video.frames]
+    assert video.times.tolist() == [0.0, 1.0, 2.0] and video.label_names == ()
     assert [b.shape for b in boxes] == [(2, 4), (0, 4), (1, 4)]
     assert boxes[0].dtype == torch.float32 and labels[0].dtype == torch.int64
-    assert boxes[0][1].tolist() == [1.5, 2.0, 30.0, 40.0]
-    assert scores[2].tolist() == [0.75] and labels[0].tolist() == [3, 1]
     back = {
         "frames": [
             {"time": t, "boxes": b.tolist(), "scores": s.tolist(), "labels": c.tolist()}
-            for t, b, s, c in zip(times, boxes, scores, labels)
+            for t, b, s, c in zip(video.times.tolist(), boxes, scores, labels)
         ]
     }
     assert back == obj
 
     trajs = link_detections(boxes, scores, labels)
-    assert [t.frames for t in trajs] == [(0, 2), (0,)]
+    assert [(t.frames, t.boxes) for t in trajs] == [((0, 2), (1, 0)), ((0,), (0,))]
     text = json.dumps(trajectories_to_json(trajs))
     loaded = json.loads(text)["trajectories"]
     assert [
         Trajectory(tuple(d["frames"]), tuple(d["boxes"]), d["score"], d["label"]) for d in loaded
     ] == trajs
     assert trajectories_to_json([]) == {"trajectories": []}
-
-
-@pytest.mark.parametrize(
-    "frame, message",
-    [
-        ({"boxes": [], "scores": [], "labels": []}, "frame 1: missing 'time'"),
-        ({"time": 0.5, "boxes": [], "scores": [], "labels": []}, "frame 1: expected 'time' > 0.5"),
-        (
-            {"time": 2, "boxes": [[0, 0, 1]], "scores": [1], "labels": [0]},
-            "frame 1: box 0: expected [x1, y1, x2, y2]",
-        ),
-        (
-            {"time": 2, "boxes": [[5, 0, 1, 1]], "scores": [1], "labels": [0]},
-            "frame 1: box 0: expected finite x1 <= x2",
-        ),
-        (
-            {"time": 2, "boxes": [[0, 0, 1, 1]], "scores": [1, 2], "labels": [0]},
-            "frame 1: expected 1 'scores'",
-        ),
-        (
-            {"time": 2, "boxes": [[0, 0, 1, 1]], "scores": [-1], "labels": [0]},
-            "frame 1: score 0: expected a finite",
-        ),
-        (
-            {"time": 2, "boxes": [[0, 0, 1, 1]], "scores": [1], "labels": [0.5]},
-            "frame 1: label 0: expected an integer",
-        ),
-        ({"time": 2, "boxes": "none", "scores": [], "labels": []}, "frame 1: expected 'boxes' a list"),
-    ],
-)
-def test_json_validation_names_the_frame(frame, message):
-    obj = {"frames": [{"time": 0.5, "boxes": [], "scores": [], "labels": []}, frame]}
-    with pytest.raises(ValueError) as err:
-        detections_from_json(obj)
-    assert message in str(err.value)
-
-
-def test_json_requires_a_frames_list():
-    with pytest.raises(ValueError, match="'frames' list"):
-        detections_from_json({"detections": []})
 
 
 def test_tensor_validation_names_expected_and_received():

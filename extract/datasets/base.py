@@ -98,8 +98,20 @@ def read_table(path: Path, *, delimiter: str, required: tuple[str, ...],
     try:
         return _read_rows(path, delimiter, required, one_line_rows)
     except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}; "
-                              "Latin-1?): convert it, e.g. iconv -f latin1 -t utf-8") from None
+        raise _not_utf8(path, e) from None
+
+
+def read_annotation_text(path: Path) -> str:
+    """The text of an annotation file (JSON, a mapping list); AnnotationError naming it if not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+
+
+def _not_utf8(path: Path, e: UnicodeDecodeError) -> AnnotationError:
+    return AnnotationError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}; "
+                           "Latin-1?): convert it, e.g. iconv -f latin1 -t utf-8")
 
 
 def _csv_problem(path: Path, where: str, e: csv.Error) -> AnnotationError:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from extract.synthetic import SHAPES, draw_shape, save_gif
 
-from .base import AnnotationError
+from .base import AnnotationError, read_annotation_text
 from .tgif import TASKS, question_file, write_tgif_questions
 
 GENERATOR_VERSION = 1
@@ -146,7 +146,7 @@ def read_marker(root: Path, marker: str = MARKER, what: str = "demo") -> dict | 
     if not path.is_file():
         return None
     try:
-        params = json.loads(path.read_text(encoding="utf-8"))
+        params = json.loads(read_annotation_text(path))
     except json.JSONDecodeError as error:
         raise AnnotationError(f"{path}: unreadable {what} marker ({error}); delete {root} to regenerate it") from error
     if not isinstance(params, dict):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from extract.names import SPLITS
 
-from .base import AnnotationError, Question, VideoRecord, check_key, resolve_inside
+from .base import AnnotationError, Question, VideoRecord, check_key, read_annotation_text, resolve_inside
 
 QUESTION_WORDS = ("what", "who", "how", "when", "where")
 YOUTUBE_MAPPING = "youtube_mapping.txt"
@@ -91,7 +91,7 @@ def _load(root: Path, videos_dir: Path | None, *, dataset: str, prefix: str, def
 
 def _read_records(path: Path) -> list[dict]:
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(read_annotation_text(path))
     except json.JSONDecodeError as error:
         raise AnnotationError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
@@ -111,7 +111,7 @@ def _video_key(video_id: object, *, prefix: str, where: str) -> str:
 def _read_youtube_mapping(path: Path) -> dict[str, str]:
     """``<youtube_name> vid<id>`` lines -> {``vid<id>``: youtube_name}."""
     stems: dict[str, str] = {}
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_number, line in enumerate(read_annotation_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

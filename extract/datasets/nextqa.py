@@ -22,7 +22,7 @@ from pathlib import Path
 
 from extract.names import SPLITS
 
-from .base import AnnotationError, Question, VideoRecord, check_key, read_table, resolve_inside
+from .base import AnnotationError, Question, VideoRecord, check_key, read_annotation_text, read_table, resolve_inside
 
 TYPES = ("CW", "CH", "TN", "TP", "TC", "DC", "DL", "DO")
 CHOICES = ("a0", "a1", "a2", "a3", "a4")
@@ -85,7 +85,7 @@ def _integer(row: dict[str, str], name: str, where: str) -> int:
 
 def _read_video_map(path: Path) -> dict[str, str]:
     try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
+        mapping = json.loads(read_annotation_text(path))
     except json.JSONDecodeError as error:
         raise AnnotationError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(mapping, dict) or not all(isinstance(value, str) for value in mapping.values()):
