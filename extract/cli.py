@@ -151,7 +151,7 @@ def link(
 
     import torch
 
-    from extract.detections import DetectionError, parse_json_detections
+    from extract.detections import DetectionError, read_json_detections
     from extract.linking import LinkConfig, link_detections, trajectories_to_json
 
     given = {
@@ -166,14 +166,12 @@ def link(
     except ValueError as e:
         _fail(f"invalid linking option: {e}")
     try:
-        obj = json.loads(detections.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:  # not JSON, not UTF-8, unreadable
-        _fail(f"{detections}: not a readable JSON file ({e})")
-    try:
         # The file's box order, so that a trajectory's box indices are the file's.
-        video = parse_json_detections(obj, source=str(detections), best_first=False)
+        video = read_json_detections(detections, best_first=False)
     except DetectionError as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"{detections}: {e}")
     trajectories = link_detections([torch.from_numpy(f.boxes) for f in video.frames],
                                    [torch.from_numpy(f.scores) for f in video.frames],
                                    [torch.from_numpy(f.labels) for f in video.frames], config)

@@ -43,7 +43,8 @@ from extract.store import sha256_file
 
 __all__ = [
     "BOX_SLACK_PX", "DetectionError", "DetectionSource", "FrameDetections", "VideoDetections",
-    "default_tolerance", "nearest_frames", "parse_json_detections", "write_detections_hdf5",
+    "default_tolerance", "nearest_frames", "parse_json_detections", "read_json_detections",
+    "write_detections_hdf5",
     "write_detections_json",
 ]
 
@@ -191,13 +192,7 @@ class DetectionSource:
 
     def _load_json(self, key: str) -> VideoDetections | None:
         path = self.path / f"{key}.json"
-        if not path.is_file():
-            return None
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DetectionError(f"{path}: malformed JSON ({e})") from e
-        return parse_json_detections(obj, source=str(path), class_names=self.class_names)
+        return read_json_detections(path, class_names=self.class_names) if path.is_file() else None
 
     def _load_hdf5(self, key: str) -> VideoDetections | None:
         import h5py
@@ -218,6 +213,16 @@ class DetectionSource:
         except OSError as e:
             raise DetectionError(f"{self.path}: unreadable HDF5 ({e})") from e
         return _parse_hdf5_group(arrays, names, source, self.class_names)
+
+
+def read_json_detections(path: Path, *, class_names: Sequence[str] | None = None,
+                         best_first: bool = True) -> VideoDetections:
+    """One video's detections from a JSON file (``parse_json_detections``); DetectionError naming ``path``."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DetectionError(f"{path}: malformed JSON ({e})") from e
+    return parse_json_detections(obj, source=str(path), class_names=class_names, best_first=best_first)
 
 
 def parse_json_detections(obj: object, *, source: str, class_names: Sequence[str] | None = None,
