@@ -184,6 +184,9 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
                 from extract.features.build import build_extractor
                 from extract.features.runtime import configure_threads
 
+                from extract.decode_pool import start_forkserver
+
+                start_forkserver()  # its imports overlap the model building below
                 # Ray builds the models in its actors only; the driver builds none.
                 configure_threads(config)
                 from extract.features.external import external_detections

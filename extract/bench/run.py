@@ -71,6 +71,7 @@ def run_bench(
     from extract.config import load_config, deep_merge
     from extract.names import STAGES
     from extract.datasets import folder
+    from extract.decode_pool import DecodePool
     from extract.features.build import build_extractor, naive_extractor, resolve_all_weights
     from extract.features.runtime import configure_threads, cpu_count, resolve_device
     from extract.timing import StageTimer
@@ -127,7 +128,10 @@ def run_bench(
             raise ValueError(f"none of the {len(records)} videos in {videos} decodes")
         grid_frames = sum(g for _, g, _ in info)
 
-        # Warm-up (untimed): allocator, oneDNN primitives, cuDNN autotuning, lazy imports.
+        # Warm-up (untimed): allocator, oneDNN primitives, cuDNN autotuning, lazy imports, and the
+        # server the decoding children fork from (started once per process, as in extract run,
+        # where it starts while the models are built).
+        DecodePool(config.sampling, config.decode, 1).close()
         torch.set_num_threads(naive_threads or cpu_count())
         naive([warm])
         configure_threads(config)

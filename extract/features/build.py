@@ -15,6 +15,7 @@ from extract.linking import LinkConfig
 from extract.models.appearance import APPEARANCE_WEIGHTS, build_appearance
 from extract.models.detector import DETECTOR_WEIGHTS, Detector, build_detector
 from extract.models.motion import MOTION_WEIGHTS, build_motion
+from extract.models.onednn import use_onednn_pointwise
 from extract.models.weights import WeightsSpec, resolve_all
 from extract.timing import NO_TIMER
 
@@ -66,7 +67,7 @@ def build_extractor(
     if "appearance" in needed:
         torch.manual_seed(config.seed)
         appearance = build_appearance(arch=config.appearance.arch, weights=weights["appearance"])
-        appearance = appearance.to(memory_format=memory_format(config, device, 4)).to(device).eval()
+        appearance = use_onednn_pointwise(appearance.to(memory_format=memory_format(config, device, 4)).to(device).eval())
     if detections is None and config.detections.path is not None and {"objects", "trajectories"} & set(stages):
         raise ValueError("detections.path is set: pass the ExternalDetections (extract.features.external) as detections")
     if "detector" in needed and detections is None:
@@ -87,7 +88,7 @@ def build_extractor(
     if "motion" in needed:
         torch.manual_seed(config.seed + 2)
         motion = build_motion(arch=config.motion.arch, weights=weights["motion"])
-        motion = motion.to(memory_format=memory_format(config, device, 5)).to(device).eval()
+        motion = use_onednn_pointwise(motion.to(memory_format=memory_format(config, device, 5)).to(device).eval())
     return FeatureExtractor(
         appearance=appearance, detections=detections, motion=motion, config=config, stages=stages, device=device,
         linking=linking, timer=timer,
@@ -102,8 +103,10 @@ def naive_extractor(extractor: FeatureExtractor, config: RunConfig, *, timer=NO_
         config: the baseline's model settings (the speed options off).
     """
 
-    def plain(module):
-        return None if module is None else copy.deepcopy(module).to(memory_format=torch.contiguous_format).float()
+    def plain(module):  # as public scripts run them: torch's own kernel choice
+        if module is None:
+            return None
+        return use_onednn_pointwise(copy.deepcopy(module), enabled=False).to(memory_format=torch.contiguous_format).float()
 
     detections = extractor.detections
     if isinstance(detections, ModelDetections):
