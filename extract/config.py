@@ -171,7 +171,7 @@ class RunConfig(_Strict):
     reextract: bool = False  # extract every video again, even those done in OUT with other settings
     check_shards: bool = False  # before resuming, recompute each done shard's sha256 (size is always checked)
     shard_videos: int = Field(8, ge=1, le=100000)  # videos per shard: work lost to a crash is at most this
-    prefetch: int = Field(4, ge=1, le=1024)  # videos decoded ahead of the models (local: at least 2 per decode worker)
+    prefetch: int = Field(4, ge=1, le=1024)  # videos decoded ahead of the models (local: at least 4 per decode worker)
     preset: Literal[PRESET_NAMES] = "paper"  # fills appearance, detector and motion architectures and sizes
     weights: str = Field("pretrained", min_length=1)  # pretrained (torch.hub cache) | random (smoke tests only) | a directory
     seed: int = Field(0, ge=0, le=2**62)  # initialises random weights; the same seed gives the same features

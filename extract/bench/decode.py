@@ -1,6 +1,6 @@
 """``extract bench --decode-only``: decoding throughput alone, to size the decode side of a box.
 
-The videos go through ``DecodePool`` as the local executor drives it (in order, two per child
+The videos go through ``DecodePool`` as the local executor drives it (in order, four per child
 queued, long videos' parts one ahead) and nothing else runs: no models, no writes. Each
 setting (worker count, frame transfer) is timed on the same videos, the settings alternating
 within each of ``repeat`` rounds so that a machine's changing load hits them alike; the
