@@ -157,6 +157,7 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         known = known_fingerprints(_read_run_json(out))
         if not config.reextract:
             check_resume(out.done(), settings["sha256"], fields, known, str(out.root))
+        _record_settings(out, config, settings, known)
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
@@ -256,6 +257,16 @@ def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
         log.warning("%s: extracting its %d video(s) again (%s)", reason, len(keys),
                     ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else ""))
     return {k for k, r in done.items() if set(config.stages) <= set(r.get("stages", ())) and r["shard"] not in damage}
+
+
+def _record_settings(out: OutputDir, config: RunConfig, settings: dict, known: dict[str, dict]) -> None:
+    """Add this run's fingerprint fields to run.json before any video is extracted: a run killed
+    before its end (SIGKILL, a lost Ray driver) leaves committed videos, and the next run must
+    be able to name the settings they were made with. The end of the run rewrites run.json whole."""
+    run = _read_run_json(out)
+    run.setdefault("config", config.model_dump(mode="json"))
+    run["fingerprints"] = known | {settings["sha256"]: settings["fields"]}
+    atomic_write_json(out.root / RUN_FILE, run, indent=2)
 
 
 def _read_run_json(out: OutputDir) -> dict:

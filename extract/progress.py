@@ -68,7 +68,8 @@ class VideoCounter:
     ``extracted`` (features computed or the video failed; its shard is still to be committed) and
     ``advance`` (committed to OUT: done or failed). The local executor batches a shard's videos
     through the models together, so decoding is what moves per video between commits; the ETA
-    follows extraction once a video is extracted, decoding before. An executor that reports
+    follows extraction, and is unknown until a video is extracted (decoding is a few percent of
+    the work and runs ahead: its rate promised seconds for minutes of work). An executor that reports
     commits only (Ray) counts each video extracted when it commits. ``close`` it at the end.
     """
 
@@ -122,9 +123,8 @@ class VideoCounter:
                 f"{len(self._committing)} committing; committed: done {self.done} failed {self.failed})")
 
     def eta_s(self) -> float | None:
-        """Seconds left at the rate of extraction so far (of decoding before the first video is
-        extracted); None before the first video is decoded."""
-        n = self.extracted_count or self.decoded_count
+        """Seconds left at the rate of extraction so far; None before the first video is extracted."""
+        n = self.extracted_count
         return (self.total - n) * (time.monotonic() - self.start) / n if n else None
 
     def _show(self, key: str, *, force: bool) -> None:

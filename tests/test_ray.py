@@ -19,6 +19,7 @@ import h5py
 import pytest
 
 from conftest import assert_same_features, make_tgif, tiny_config
+from extract.fingerprint import SettingsChanged
 from extract.pipeline import run_pipeline
 from extract.store import OutputDir
 from media import write_gif
@@ -176,6 +177,11 @@ def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     assert not (out / "manifest.jsonl").exists(), "the manifest is written at the end, or by the next run"
+
+    # The dead driver's settings are on record from its start: a resume with others names them.
+    with pytest.raises(SettingsChanged, match=r"runtime\.batch_size: 1 -> 2"):
+        run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray",
+                                 **(SETTINGS | {"runtime": {"batch_size": 2}})))
 
     # The resume folds the dead driver's sidecars first (a write task of the dead job may
     # still have committed one after the kill), then extracts the rest.

@@ -73,6 +73,14 @@ def test_sigkill_and_sigterm_leave_no_process_and_the_rerun_resumes(tmp_path):
     assert killed.wait(timeout=30) == -signal.SIGKILL
     assert_nothing_left(killed.pid)
 
+    # The killed run wrote no end-of-run record, yet a rerun with other settings names them.
+    other = subprocess.run(
+        [sys.executable, "-m", "extract", "run", "--dataset", "folder", "--videos", str(videos), "--out", str(out),
+         "--preset", "tiny", "--weights", "random", "--stages", "appearance,motion", "--batch-size", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert other.returncode != 0 and "runtime.batch_size: 16 -> 2" in other.stderr, other.stderr
+
     terminated = start_run(videos, out, tmp_path / "terminated.log")
     interrupt_mid_run(terminated, out, signal.SIGTERM)
     code = terminated.wait(timeout=60)
