@@ -35,22 +35,21 @@ def _needs_onednn(conv: nn.Conv2d | nn.Conv3d, input: Tensor) -> bool:
     return conv.groups > 1 or input.shape[0] > 1 or input.shape[:4].numel() > 20480
 
 
-class OneDNNConv2d(nn.Conv2d):
+class _OneDNNPointwise:
+    """The routing of ``_conv_forward``; mixed into the ``nn.Conv2d``/``nn.Conv3d`` subclasses below."""
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if _needs_onednn(self, input):
+            return torch.mkldnn_convolution(input, weight, bias, self.padding, self.stride, self.dilation, self.groups)
+        return super()._conv_forward(input, weight, bias)
+
+
+class OneDNNConv2d(_OneDNNPointwise, nn.Conv2d):
     """``nn.Conv2d`` whose pointwise calls at one thread run on oneDNN (module docstring)."""
 
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if _needs_onednn(self, input):
-            return torch.mkldnn_convolution(input, weight, bias, self.padding, self.stride, self.dilation, self.groups)
-        return super()._conv_forward(input, weight, bias)
 
-
-class OneDNNConv3d(nn.Conv3d):
+class OneDNNConv3d(_OneDNNPointwise, nn.Conv3d):
     """``nn.Conv3d`` whose pointwise calls at one thread run on oneDNN (module docstring)."""
-
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if _needs_onednn(self, input):
-            return torch.mkldnn_convolution(input, weight, bias, self.padding, self.stride, self.dilation, self.groups)
-        return super()._conv_forward(input, weight, bias)
 
 
 _ROUTED = {nn.Conv2d: OneDNNConv2d, nn.Conv3d: OneDNNConv3d}
