@@ -147,6 +147,8 @@ if bench:
                          f"({bench['speedup']:.2f}x naive)", ""))
     gpu = opt.get("peak_gpu_mb")
     rows.append(("peak memory", f"{opt['peak_host_mb']:.0f} MiB host" + (f", {gpu:.0f} MiB GPU (torch)" if gpu else ""), ""))
+    rows.append(("model inputs", f"{opt['computed_per_needed']:.2f} computed per input needed "
+                 f"({opt['model_inputs_computed']:,} frames and clips)", "1.00"))
     tgif = bench["projection"]["TGIF-QA"]
     rows.append(("TGIF-QA", f"{tgif['hours'] * 60:.1f} min for {tgif['videos']:,} videos at this rate (projection)", "15 min"))
     summary["bench"] = {"videos_per_s": opt["videos_per_s"], "tgif_minutes": tgif["hours"] * 60, "peak_gpu_mb": gpu}

@@ -103,6 +103,17 @@ def test_bench_command_end_to_end(tmp_path):
     worst = report["agreement"]["worst"]
     assert worst["appearance"] <= 1 and worst["motion"] <= 1, worst
 
+    # Model inputs, counted against the videos themselves: each distinct step or trajectory
+    # frame once through ResNet and once through the detector, each step's clip once through I3D.
+    videos = [decode(p) for p in write_synthetic(tmp_path / "same", 2, seed=0)]  # the bench's inputs
+    distinct = [len(set(v.grid[v.steps]) | set(v.grid[v.trajectory_steps])) for v in videos]
+    needed = sum(2 * d + len(v.steps) for d, v in zip(distinct, videos))
+    opt, naive = report["optimized"], report["naive"]
+    assert opt["model_inputs_needed"] == opt["model_inputs_computed"] == needed and opt["computed_per_needed"] == 1.0
+    assert naive["model_inputs_needed"] == needed
+    assert naive["model_inputs_computed"] > needed  # a frame both step and trajectory frame runs once per use
+    assert any(line.startswith("model inputs computed per input needed") for line in lines)
+
 
 def test_fast_roi_pooling_matches_torchvision_roi_align():
     from torchvision.ops import roi_align

@@ -60,13 +60,16 @@ def _vm_hwm_mb() -> float | None:
 
 @dataclass
 class PathResult:
-    """One path's run: wall seconds, videos done, its ``StageTimer``, peak memory, torch threads."""
+    """One path's run: wall seconds, videos done, its ``StageTimer``, peak memory, torch threads,
+    and the model inputs its extractor computed and needed (``FeatureExtractor.computed``)."""
 
     wall_s: float
     done: int
     timer: object
     peak: Peak
     threads: int
+    computed: int = 0
+    needed: int = 0
 
     def as_dict(self, grid_frames: int) -> dict:
         stages = {name: self.timer.seconds.get(name, 0.0) for name in BENCH_STAGES}
@@ -88,6 +91,9 @@ class PathResult:
             "peak_host_mb": self.peak.host_mb,
             "peak_host_scope": "this path" if self.peak.resettable else "process so far",
             "peak_gpu_mb": self.peak.gpu_mb,
+            "model_inputs_computed": self.computed,
+            "model_inputs_needed": self.needed,
+            "computed_per_needed": self.computed / self.needed if self.needed else None,
         }
 
 

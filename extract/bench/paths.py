@@ -47,7 +47,7 @@ def run_naive(naive, records, config, h5_path: Path, timer, device) -> PathResul
                         f.create_dataset(layout.shard_path(name, record.key), data=array)
                 done += 1
         wall = time.perf_counter() - start
-    return PathResult(wall, done, timer, peak, 0)
+    return PathResult(wall, done, timer, peak, 0, naive.computed, naive.needed)
 
 
 def run_optimized(config, extractor, records, out_dir: Path, timer, device) -> PathResult:
@@ -65,7 +65,7 @@ def run_optimized(config, extractor, records, out_dir: Path, timer, device) -> P
         start = time.perf_counter()
         execute_local(config, records, extractor, sink, on_result, timer=timer)
         wall = time.perf_counter() - start
-    return PathResult(wall, done[0], timer, peak, 0)
+    return PathResult(wall, done[0], timer, peak, 0, extractor.computed, extractor.needed)
 
 
 def compare(naive_h5: Path, out_dir: Path, keys: Sequence[str]) -> dict:

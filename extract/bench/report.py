@@ -42,6 +42,10 @@ def format_report(result: dict) -> list[str]:
             f"{label:<9}: {path['videos_per_s']:.3f} videos/s, {path['grid_frames_per_s']:.2f} grid frames/s, "
             f"{path['wall_s']:.1f} s wall for {path['videos']} videos; peak {mem(path)}"
         )
+    if opt["computed_per_needed"] is not None and naive["computed_per_needed"] is not None:
+        lines.append(f"model inputs computed per input needed (ResNet and detector frames, I3D clips): naive "
+                     f"{naive['computed_per_needed']:.2f} ({naive['model_inputs_computed']}), optimized "
+                     f"{opt['computed_per_needed']:.2f} ({opt['model_inputs_computed']} for {opt['model_inputs_needed']})")
     agreement = result.get("agreement")
     if agreement:
         worst = ", ".join(f"{k} {v:.2g}" for k, v in agreement["worst"].items())

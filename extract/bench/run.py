@@ -138,6 +138,7 @@ def run_bench(
         extractor([warm])
         naive_timer.reset()
         opt_timer.reset()
+        naive.computed = naive.needed = extractor.computed = extractor.needed = 0
 
         torch.set_num_threads(naive_threads or cpu_count())  # public scripts: torch's default, every core
         naive_result = run_naive(naive, records, config, work / "naive.h5", naive_timer, dev)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from extract.config import RunConfig
 from extract.features import assemble as assembly
-from extract.features.detection import DetectionSource, FrameRef
+from extract.features.detection import DetectionSource, FrameRef, ModelDetections
 from extract.features.passes import appearance_pass, motion_clips, motion_pass, roi_pool, to_device
 from extract.features.plan import FramePlan, plan_frames
 from extract.features.result import VideoFeatures
@@ -63,11 +63,6 @@ class Schedule:
 NAIVE = Schedule(share_frames=False, batch=None, detector_batch=1, workers=1)  # the bench's baseline
 
 
-def computed_frames(plan: FramePlan, clips: int) -> int:
-    """Frames and clips the models run on for ``plan`` (no padding: its real frames and clips)."""
-    return len(plan.frames) + clips
-
-
 class FeatureExtractor(nn.Module):
     """Holds every model of a run; ``forward`` maps decoded videos to their ``VideoFeatures``.
 
@@ -103,7 +98,9 @@ class FeatureExtractor(nn.Module):
         self.pool = TaskPool(self.schedule.workers, device)
         self._copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # uploads
         self.class_names = list(detections.class_names) if detections is not None else []
-        self.computed = 0  # frames and clips the models have run on, for the bench
+        # Model inputs run (ResNet and detector frames, I3D clips, as the batches held them) and
+        # the distinct ones the stages needed: the bench reports computed per needed input.
+        self.computed = self.needed = 0
 
     def workers(self) -> int:
         """Threads that run this extractor's model tasks side by side."""
@@ -143,7 +140,6 @@ class FeatureExtractor(nn.Module):
         else:
             frame_batches, clip_batches = plan.batches, plan.clip_batches if clips else []
         frame_batches, clip_batches = [b for b in frame_batches if len(b)], [b for b in clip_batches if len(b)]
-        self.computed += computed_frames(plan, len(clips))
         top_k = int(plan.top_k.max()) if len(plan.top_k) else 0
         detector_batches = [  # each frame batch's detected rows, split by the same rule
             [rows[b.start : b.stop] for b in step_batches(len(rows), schedule.detector_batch)]
@@ -162,6 +158,11 @@ class FeatureExtractor(nn.Module):
             + [partial(self._detect_task, videos, pixels, plan, rows, top_k, detections)
                for _, rows in _largest_first([rows for chunks in detector_batches for rows in chunks])]
         )
+
+        ran_detector = isinstance(self.detections, ModelDetections)
+        self.computed += sum(len(p) for p in pooled) + sum(len(m) for m in motion_maps) + len(detections) * ran_detector
+        detected = {plan.frames[r] for r in detections} if ran_detector else set()
+        self.needed += len(set(plan.frames)) + len(clips) + len(detected)
 
         size, msize, n = config.appearance.size, config.motion.size, config.detector.num_objects
         empty = torch.zeros((0, 4), device=self.device)
