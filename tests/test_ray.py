@@ -64,9 +64,32 @@ def local_out(dataset, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ray_out(dataset, tmp_path_factory, ray_address) -> tuple[Path, object]:
+def ray_out(dataset, tmp_path_factory, ray_address) -> tuple[Path, object, list[int]]:
+    """The shared Ray run, and the done records its manifest held, sampled while the job ran."""
+    import extract.executors.ray as ray_executor
+
     out = tmp_path_factory.mktemp("ray") / "out"
-    return out, run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray", **SETTINGS))
+    seen, running = [], threading.Event()
+    running.set()
+
+    def watch() -> None:
+        while running.is_set():
+            try:
+                seen.append((out / "manifest.jsonl").read_text().count('"done"'))
+            except FileNotFoundError:
+                seen.append(0)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ray_executor, "FOLD_EVERY_S", 0.2)
+        watcher.start()
+        try:
+            summary = run_pipeline(tiny_config("tgif", out, data_root=dataset, executor="ray", **SETTINGS))
+        finally:
+            running.clear()
+            watcher.join()
+    return out, summary, seen
 
 
 def committed(out: Path) -> int:
@@ -98,7 +121,7 @@ def assert_exactly_once(out: Path) -> None:
 
 
 def test_same_features_and_manifest_as_local(ray_out, local_out):
-    out, summary = ray_out
+    out, summary, _ = ray_out
     assert (summary.done, summary.failed) == (len(GOOD), 1)
     assert manifest_view(out) == manifest_view(local_out)
     streamed = [k for k, r in OutputDir(out).done().items() if r.get("parts")]
@@ -107,8 +130,16 @@ def test_same_features_and_manifest_as_local(ray_out, local_out):
     assert_exactly_once(out)
 
 
+def test_manifest_fills_while_the_job_runs(ray_out):
+    """The driver folds the write tasks' sidecars as shards land, not only when Ray Data's
+    write ends: the manifest (and the progress, which follows it) held some videos but not all."""
+    _, _, seen = ray_out
+    assert any(0 < n < len(GOOD) for n in seen), sorted(set(seen))
+    assert seen == sorted(seen) and seen[-1] == len(GOOD)
+
+
 def test_corrupt_video_fails_alone_with_reason(ray_out):
-    out, summary = ray_out
+    out, summary, _ = ray_out
     manifest = OutputDir(out).read_manifest()
     assert manifest["corrupt"]["status"] == "failed" and "truncated GIF" in manifest["corrupt"]["reason"]
     assert [key for key, _ in summary.failures] == ["corrupt"]
@@ -176,7 +207,6 @@ def test_driver_killed_then_resumed_completes_exactly_the_missing(dataset, local
     assert driver.poll() is None, "the driver ended before it could be killed"
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    assert not (out / "manifest.jsonl").exists(), "the manifest is written at the end, or by the next run"
 
     # The dead driver's settings are on record from its start: a resume with others names them.
     with pytest.raises(SettingsChanged, match=r"runtime\.batch_size: 1 -> 2"):

@@ -7,7 +7,7 @@
          shard_videos videos per call; one actor per GPU holds every model, built once
       --write_datasink(ShardDatasink), CPU tasks-->  one shard per actor batch (temp file, rename),
                                                    then its records beside it (sidecar, rename)
-      --driver-->                                  sidecars folded into the manifest at the end
+      --driver-->                                  sidecars folded into the manifest every few seconds
 
 Every failure is data, never a lost block: decode and model errors come out of the UDFs as
 rows with a reason, and become failed manifest records. A video has its own block until the
@@ -16,15 +16,17 @@ killed actor is restarted by Ray and its batches are retried on it.
 
 A shard is committed by its write task: the sidecar ``part-XXXXX.h5.records.jsonl`` renamed
 into place after the shard (``ShardSink.write_sidecar``). Ray Data's public
-``write_datasink`` reports write results only once every task is done, so the driver folds
-the sidecars into the manifest then, or as it stops (an error, SIGTERM from ``ray job stop``);
-a driver killed outright leaves them to the next run, which folds them before it computes
-what is left (``OutputDir.clean``). Nothing committed is lost and nothing is committed twice.
+``write_datasink`` reports write results only once every task is done, so a driver thread
+folds the sidecars into the manifest every ``FOLD_EVERY_S`` seconds (the manifest and the
+progress then move as shards land), and once more as the job ends or stops (an error, SIGTERM
+from ``ray job stop``); a driver killed outright leaves the rest to the next run, which folds
+them before it computes what is left (``OutputDir.clean``). Nothing committed is lost and
+nothing is committed twice.
 
 Per-video features are bit-identical to the local executor's on the same device: the
-extractor pads every ResNet/I3D batch to a fixed size and runs the detector one frame at a
-time, so a video's features do not depend on the videos that share its batch, and a CPU actor
-sets torch's thread count as a local run does (it changes float reduction order).
+extractor splits each video's steps into batches by a rule of the video alone and runs the
+detector on batches of one video's frames, so a video's features do not depend on the videos
+that share its actor call, and a CPU actor sets torch's thread count as a local run does.
 
 CPU budget, so that the models never starve the decoding that feeds them: a decode task takes
 1 CPU, a GPU actor ``GPU_ACTOR_CPUS``, a write task ``WRITE_CPUS``; on a cluster without GPUs
@@ -36,9 +38,11 @@ sidecars on the workers, and the driver appends the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +68,7 @@ log = logging.getLogger("extract")
 GPU_ACTOR_CPUS = 1.0  # a GPU actor's host thread: moves frames, resizes, runs the detector's CPU parts
 CPU_ACTOR_CPUS = 0.5  # the one CPU actor of a GPU-less cluster: under a core, so decoding always runs
 WRITE_CPUS = 0.25  # an HDF5 shard write is mostly I/O
+FOLD_EVERY_S = 5.0  # how often the driver folds the write tasks' sidecars into the manifest
 
 
 def execute_ray(
@@ -95,7 +100,8 @@ def execute_ray(
         ds.context.use_ray_tqdm = False
         datasink = ShardDatasink(sink, on_result)
         try:
-            ds.write_datasink(datasink, ray_remote_args={"num_cpus": WRITE_CPUS})
+            with datasink.committing_every(FOLD_EVERY_S):
+                ds.write_datasink(datasink, ray_remote_args={"num_cpus": WRITE_CPUS})
         finally:
             datasink.commit()  # on a failure or a stop, the shards committed so far
         # A write task retried after its worker died may have renamed a shard that the retry
@@ -270,17 +276,19 @@ class ShardDatasink(Datasink):
 
     ``write`` runs in a write task and stores the rows it gets (one actor batch) as one
     shard, then its manifest records as the shard's sidecar: each a temp file, fsync, rename.
-    ``commit`` (``on_write_complete``) folds the sidecars into the manifest, in the driver,
-    and reports each video to ``on_result``.
+    ``commit`` (``on_write_complete``, and ``committing_every`` during the job) folds the
+    sidecars into the manifest, in the driver, and reports each video once to ``on_result``.
     """
 
     def __init__(self, sink: ShardSink, on_result: Callable[[Committed], None]) -> None:
         self.sink = sink
         self.on_result = on_result
+        self._reported: set[str] = set()  # a retried write task commits a key again: reported once
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         # on_result drives the driver's progress bar and counters; write tasks need only the sink.
-        return {"sink": self.sink, "on_result": None}
+        return {"sink": self.sink, "on_result": None, "_reported": set(), "_lock": None}
 
     def on_write_start(self, schema=None) -> None:
         self.sink.on_write_start()
@@ -295,6 +303,30 @@ class ShardDatasink(Datasink):
 
     def commit(self) -> None:
         """Fold every sidecar written so far into the manifest (a no-op when none is left)."""
-        for record in self.sink.out.fold_sidecars():
-            self.on_result(Committed.of(record))
+        with self._lock:
+            for record in self.sink.out.fold_sidecars():
+                if record["key"] not in self._reported:
+                    self._reported.add(record["key"])
+                    self.on_result(Committed.of(record))
+
+    @contextlib.contextmanager
+    def committing_every(self, seconds: float):
+        """``commit`` in a driver thread every ``seconds`` while the block runs. A failed fold is
+        logged and retried at the next; the caller's final ``commit`` raises what persists."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(seconds):
+                try:
+                    self.commit()
+                except Exception as e:  # noqa: BLE001 - the final commit, in the caller, raises it
+                    log.warning("folding the shard sidecars into the manifest failed (%s); retrying", e)
+
+        thread = threading.Thread(target=loop, name="fold-sidecars", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
