@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +38,13 @@ from typing import Literal
 
 import numpy as np
 
+from extract.atomic import atomic_path, atomic_write
 from extract.store import sha256_file
 
 __all__ = [
     "BOX_SLACK_PX", "DetectionError", "DetectionSource", "FrameDetections", "VideoDetections",
     "default_tolerance", "nearest_frames", "parse_json_detections", "read_json_detections",
-    "write_detections_hdf5",
-    "write_detections_json",
+    "write_detections_hdf5", "write_detections_json",
 ]
 
 BOX_SLACK_PX = 1.0  # a box may stick out of the frame by this much (rounding in other tools' resizes)
@@ -357,16 +356,14 @@ def write_detections_json(path: Path, times: Sequence[float], frames: Sequence[F
     obj["frames"] = [{"time": float(t), "boxes": np.asarray(d.boxes, dtype=np.float64).tolist(),
                       "scores": np.asarray(d.scores, dtype=np.float64).tolist(),
                       "labels": [int(c) for c in d.labels]} for t, d in zip(times, frames)]
-    return _atomic_write(Path(path), json.dumps(obj).encode())
+    return atomic_write(path, json.dumps(obj))
 
 
 def write_detections_hdf5(path: Path, videos: Mapping[str, VideoDetections]) -> Path:
     """Write videos' detections in the ``--detections`` HDF5 layout (one group per key), atomically."""
     import h5py
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, dets in videos.items():
             counts = np.array([len(d.boxes) for d in dets.frames], dtype=np.int64)
             k_max = int(counts.max(initial=0))
@@ -381,15 +378,7 @@ def write_detections_hdf5(path: Path, videos: Mapping[str, VideoDetections]) -> 
                 group.create_dataset(name, data=array)
             if dets.label_names:
                 group.create_dataset("label_names", data=list(dets.label_names), dtype=h5py.string_dtype())
-    os.replace(tmp, path)
-    return path
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def _empty_frame() -> FrameDetections:

@@ -154,10 +154,11 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
             log.warning("%s (its video, if any, is extracted again)", problem)
         fields = fingerprint_fields(config, str(resolve_device(config.runtime.device)))
         settings = {"sha256": fingerprint(fields), "fields": fields}
-        known = known_fingerprints(_read_run_json(out))
+        run_json = _read_run_json(out)
+        known = known_fingerprints(run_json)
         if not config.reextract:
             check_resume(out.done(), settings["sha256"], fields, known, str(out.root))
-        _record_settings(out, config, settings, known)
+        _record_settings(out, run_json, config, settings, known)
         removed = out.clean()
         if removed:
             log.info("removed %d leftover shard(s) of an interrupted run", len(removed))
@@ -182,10 +183,9 @@ def run_pipeline(config: RunConfig, *, progress: bool | None = None, timer=NO_TI
         try:
             if config.executor == "local":
                 from extract.executors.local import execute_local
+                from extract.decode_pool import start_forkserver
                 from extract.features.build import build_extractor
                 from extract.features.runtime import configure_threads
-
-                from extract.decode_pool import start_forkserver
 
                 start_forkserver()  # its imports overlap the model building below
                 # Ray builds the models in its actors only; the driver builds none.
@@ -259,11 +259,12 @@ def _reusable(out: OutputDir, config: RunConfig) -> set[str]:
     return {k for k, r in done.items() if set(config.stages) <= set(r.get("stages", ())) and r["shard"] not in damage}
 
 
-def _record_settings(out: OutputDir, config: RunConfig, settings: dict, known: dict[str, dict]) -> None:
+def _record_settings(out: OutputDir, run: dict, config: RunConfig, settings: dict, known: dict[str, dict]) -> None:
     """Add this run's fingerprint fields to run.json before any video is extracted: a run killed
     before its end (SIGKILL, a lost Ray driver) leaves committed videos, and the next run must
-    be able to name the settings they were made with. The end of the run rewrites run.json whole."""
-    run = _read_run_json(out)
+    be able to name the settings they were made with. ``run``: run.json as read; the end of the
+    run rewrites it whole."""
+    run = dict(run)
     run.setdefault("config", config.model_dump(mode="json"))
     run["fingerprints"] = known | {settings["sha256"]: settings["fields"]}
     atomic_write_json(out.root / RUN_FILE, run, indent=2)
